@@ -1,0 +1,134 @@
+"""Format registry: detection from a path, and dispatch to one reader module per format.
+
+Each reader module has ``read(path, **options) -> ModelDescription`` and
+``check(path, **options) -> CheckReport``. Modules are imported only when used, so that
+listing a checkpoint never pays for h5py or the flatbuffer schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+from ..description import FORMATS, CheckReport, ModelDescription
+from ..errors import FormatError, NotFoundError
+
+_MODULES = {
+    "checkpoint": "tfmodelkit.formats.checkpoint",
+    "savedmodel": "tfmodelkit.formats.savedmodel",
+    "keras_h5": "tfmodelkit.formats.keras_h5",
+    "keras_zip": "tfmodelkit.formats.keras_zip",
+    "tflite": "tfmodelkit.formats.tflite",
+}
+
+#: Accepted spellings for ``--as``.
+ALIASES = {
+    "ckpt": "checkpoint",
+    "checkpoint": "checkpoint",
+    "savedmodel": "savedmodel",
+    "saved_model": "savedmodel",
+    "h5": "keras_h5",
+    "hdf5": "keras_h5",
+    "keras_h5": "keras_h5",
+    "keras": "keras_zip",
+    "keras_zip": "keras_zip",
+    "tflite": "tflite",
+}
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+_SAVEDMODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "saved_model.cpb")
+
+
+def module(fmt: str) -> ModuleType:
+    return importlib.import_module(_MODULES[fmt])
+
+
+def normalize_format(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    if key not in ALIASES:
+        raise FormatError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
+    return ALIASES[key]
+
+
+def _head(path: Path, n: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as e:
+        raise NotFoundError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _is_checkpoint_prefix(path: Path) -> bool:
+    return Path(str(path) + ".index").is_file()
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """The format of ``path``: sniffed from magic bytes first, then names and layout."""
+    p = Path(path)
+    if not p.exists():
+        if _is_checkpoint_prefix(p):
+            return "checkpoint"
+        raise NotFoundError(f"{p}: no such file or directory")
+    if p.is_dir():
+        if any((p / name).is_file() for name in _SAVEDMODEL_FILES):
+            return "savedmodel"
+        # TF Serving base folder: <base>/<integer version>/saved_model.pb
+        for child in p.iterdir():
+            if child.is_dir() and child.name.isdigit() and any((child / n).is_file() for n in _SAVEDMODEL_FILES):
+                return "savedmodel"
+        if (p / "checkpoint").is_file() or any(c.suffix == ".index" for c in p.iterdir()):
+            return "checkpoint"
+        if (p / "variables").is_dir():
+            raise FormatError(f"{p}: has variables/ but no saved_model.pb: not a complete SavedModel")
+        raise FormatError(
+            f"{p}: a folder with no saved_model.pb and no checkpoint in it; "
+            "point at a SavedModel folder, a checkpoint prefix or a model file"
+        )
+    if p.name in _SAVEDMODEL_FILES:
+        return "savedmodel"
+    head = _head(p)
+    if head.startswith(_HDF5_MAGIC):
+        return "keras_h5"
+    if head.startswith(_ZIP_MAGIC):
+        return "keras_zip"
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    name = p.name
+    if name.endswith(".index") or ".data-" in name:
+        return "checkpoint"
+    suffix = p.suffix.lower()
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix in (".h5", ".hdf5"):
+        return "keras_h5"
+    if suffix == ".keras":
+        return "keras_zip"
+    if name == "checkpoint":
+        return "checkpoint"
+    if suffix == ".pb":
+        raise FormatError(
+            f"{p}: a .pb file that is not saved_model.pb; frozen GraphDefs are not supported, "
+            "point at a SavedModel folder"
+        )
+    raise FormatError(
+        f"{p}: not a format tfmodelkit knows (SavedModel folder, checkpoint, .h5, .keras, .tflite); "
+        "use --as FORMAT if the name misleads"
+    )
+
+
+def read(path: str | os.PathLike[str], format: str | None = None, **options: object) -> ModelDescription:
+    """Read ``path`` into a :class:`ModelDescription` without TensorFlow.
+
+    ``format`` (any name in :data:`ALIASES`) overrides detection.
+    """
+    fmt = normalize_format(format) if format else detect(path)
+    return module(fmt).read(Path(path), **options)
+
+
+def check(path: str | os.PathLike[str], format: str | None = None, **options: object) -> CheckReport:
+    """Integrity check of ``path``: every tensor's checksum, sizes, bounds."""
+    fmt = normalize_format(format) if format else detect(path)
+    return module(fmt).check(Path(path), **options)
