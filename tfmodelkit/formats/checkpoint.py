@@ -1,0 +1,740 @@
+"""Checkpoints (TensorFlow's tensor bundle, "V2"): ``P.index`` + ``P.data-0000K-of-0000N``.
+
+The index is an sstable (see :mod:`.sstable`) mapping each tensor name to a
+``BundleEntryProto`` (dtype, shape, shard, offset, size, crc32c). Partitioned variables
+have a full-name entry listing their slices, and one hidden entry per slice whose key is
+an "ordered code" (docs/FORMATS.md §1). Values are read lazily from the data shards.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..description import (
+    ROLE_MODEL,
+    ROLE_OPTIMIZER,
+    ROLE_OTHER,
+    CheckReport,
+    Finding,
+    ModelDescription,
+    Producer,
+    Weight,
+)
+from ..dtypes import NON_NUMERIC, numpy_dtype, tf_dtype_name
+from ..errors import CorruptFileError, NotFoundError, TFModelKitError, UnsupportedError
+from . import sstable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+#: Bytes a value may have before we memory-map instead of reading it.
+MMAP_THRESHOLD = 1 << 20
+#: Upper bound on elements of one tensor we are willing to describe (2^40).
+MAX_ELEMENTS = 1 << 40
+
+_DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<k>\d{5})-of-(?P<n>\d{5})$")
+# TF1 optimizer slot suffixes (tf.compat.v1.train optimizers) and their scalar accumulators.
+_TF1_SLOT_RE = re.compile(
+    r"/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|AdagradDA|Adadelta|Adadelta_\d+|Ftrl|Ftrl_\d+"
+    r"|ProximalAdagrad|Nadam|Nadam_\d+|ExponentialMovingAverage)$"
+)
+_TF1_OPTIMIZER_NAMES = re.compile(r"(^|/)(beta1_power|beta2_power)(_\d+)?$")
+_BOOKKEEPING = re.compile(r"(^|/)(global_step|save_counter/\.ATTRIBUTES/VARIABLE_VALUE)$")
+
+
+# ----------------------------------------------------------------------------------------
+# Resolving what the user pointed at
+
+
+@dataclass(frozen=True)
+class Resolved:
+    prefix: Path
+    notes: tuple[str, ...] = ()
+
+
+def _prefixes_in(folder: Path) -> list[Path]:
+    """Every checkpoint prefix in ``folder``, oldest first (by index mtime, then name)."""
+    found = []
+    for child in folder.iterdir():
+        if child.name.endswith(".index") and child.is_file() and ".tempstate" not in child.name:
+            found.append(folder / child.name[: -len(".index")])
+
+    def key(p: Path) -> tuple[float, list[Any]]:
+        parts = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+        try:
+            mtime = os.stat(str(p) + ".index").st_mtime
+        except OSError:
+            mtime = 0.0
+        return (mtime, parts)
+
+    return sorted(found, key=key)
+
+
+def prefixes(path: str | os.PathLike[str]) -> list[Path]:
+    """All prefixes in the folder ``path`` (or the folder holding the prefix ``path``)."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    return _prefixes_in(folder)
+
+
+def _state_file_prefix(folder: Path) -> tuple[Path | None, str | None]:
+    """The prefix the ``checkpoint`` state file names, and a note when it is unusable."""
+    state = folder / "checkpoint"
+    if not state.is_file():
+        return None, None
+    from google.protobuf import text_format
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    msg = pb.CheckpointState()
+    try:
+        text_format.Parse(state.read_text(errors="replace"), msg, allow_unknown_field=True)
+    except text_format.ParseError as e:
+        return None, f"{state}: unreadable state file ({e}); using the newest prefix"
+    named = msg.model_checkpoint_path
+    if not named:
+        return None, None
+    candidate = Path(named) if os.path.isabs(named) else folder / named
+    if Path(str(candidate) + ".index").is_file():
+        return candidate, None
+    # Absolute paths written on another machine: try the same name here.
+    local = folder / Path(named).name
+    if Path(str(local) + ".index").is_file():
+        return local, f"state file names {named}, which is elsewhere; using {local.name} in this folder"
+    return None, f"state file names {named}, which does not exist; using the newest prefix in the folder"
+
+
+def resolve(path: str | os.PathLike[str]) -> Resolved:
+    """The prefix meant by a prefix, an ``.index``/``.data`` file, a state file or a folder."""
+    p = Path(path)
+    if p.name == "checkpoint" and p.is_file():
+        p = p.parent
+    if p.is_dir():
+        named, note = _state_file_prefix(p)
+        notes = (note,) if note else ()
+        if named is not None:
+            return Resolved(named, notes)
+        found = _prefixes_in(p)
+        if not found:
+            raise NotFoundError(f"{p}: no checkpoint (no .index file) in this folder")
+        return Resolved(found[-1], notes)
+    name = p.name
+    if name.endswith(".index"):
+        p = p.with_name(name[: -len(".index")])
+    else:
+        m = _DATA_RE.match(name)
+        if m:
+            p = p.with_name(m.group("prefix"))
+    if not Path(str(p) + ".index").is_file():
+        if p.exists():
+            raise CorruptFileError(f"{path}: no {p.name}.index beside it; not a usable checkpoint")
+        raise NotFoundError(f"{path}: no such checkpoint (expected {p}.index)")
+    return Resolved(p)
+
+
+# ----------------------------------------------------------------------------------------
+# Slice keys
+
+
+def _read_signed(key: bytes, pos: int) -> tuple[int, int]:
+    """Decode OrderedCode's order-preserving signed number at ``pos``."""
+    if pos >= len(key):
+        raise CorruptFileError("truncated slice key")
+    negative = not key[pos] & 0x80
+    inv = 0xFF if negative else 0
+    n = 0
+    # Count the leading 1 bits of the (inverted, for negatives) header: the byte length.
+    for i in range(2):
+        if pos + i >= len(key):
+            raise CorruptFileError("truncated slice key")
+        b = key[pos + i] ^ inv
+        ones = 8 - (b ^ 0xFF).bit_length()
+        n += ones
+        if ones < 8:
+            break
+    if n == 0 or n > 10 or pos + n > len(key):
+        raise CorruptFileError("malformed slice key")
+    raw = bytes(b ^ inv for b in key[pos : pos + n])
+    bits = 8 * n - (n + 1)
+    value = int.from_bytes(raw, "big") & ((1 << bits) - 1)
+    return (~value if negative else value), pos + n
+
+
+def decode_slice_key(key: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """(tensor name, ((start, length), ...)) of a slice entry's key; length -1 = whole dim."""
+    if not key.startswith(b"\x00"):
+        raise CorruptFileError("not a slice key")
+    pos = 1
+    name = bytearray()
+    while True:
+        if pos + 1 >= len(key):
+            raise CorruptFileError("unterminated name in slice key")
+        b = key[pos]
+        if b == 0x00:
+            nxt = key[pos + 1]
+            if nxt == 0x01:
+                pos += 2
+                break
+            if nxt == 0xFF:
+                name.append(0)
+                pos += 2
+                continue
+            raise CorruptFileError("bad escape in slice key")
+        if b == 0xFF:
+            if key[pos + 1] != 0x00:
+                raise CorruptFileError("bad escape in slice key")
+            name.append(0xFF)
+            pos += 2
+            continue
+        name.append(b)
+        pos += 1
+    if pos >= len(key):
+        raise CorruptFileError("truncated slice key")
+    nlen = key[pos]
+    if nlen > 8 or pos + 1 + nlen > len(key):
+        raise CorruptFileError("bad rank in slice key")
+    rank = int.from_bytes(key[pos + 1 : pos + 1 + nlen], "big")
+    pos += 1 + nlen
+    if rank > 64:
+        raise CorruptFileError("bad rank in slice key")
+    extents = []
+    for _ in range(rank):
+        start, pos = _read_signed(key, pos)
+        length, pos = _read_signed(key, pos)
+        extents.append((start, length))
+    return name.decode("utf-8", errors="replace"), tuple(extents)
+
+
+# ----------------------------------------------------------------------------------------
+# The index
+
+
+@dataclass
+class Entry:
+    """One tensor of the index (or one slice of a partitioned tensor)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    shard: int
+    offset: int
+    size: int
+    crc: int
+    #: For partitioned tensors: (extents, Entry) of each slice.
+    slices: list[tuple[tuple[tuple[int, int], ...], Entry]] = field(default_factory=list)
+    partitioned: bool = False
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class Index:
+    prefix: Path
+    num_shards: int
+    big_endian: bool
+    producer: int | None
+    entries: dict[str, Entry]
+    orphans: list[str]
+
+    def shard_path(self, k: int) -> Path:
+        return Path(f"{self.prefix}.data-{k:05d}-of-{self.num_shards:05d}")
+
+
+def _shape(proto: Any, where: str) -> tuple[int, ...]:
+    if proto.unknown_rank:
+        raise CorruptFileError(f"{where}: stored tensor has unknown rank")
+    dims = tuple(int(d.size) for d in proto.dim)
+    total = 1
+    for d in dims:
+        if d < 0:
+            raise CorruptFileError(f"{where}: negative dimension {d}")
+        total *= d
+        if total > MAX_ELEMENTS:
+            raise CorruptFileError(f"{where}: implausible shape {list(dims)}")
+    return dims
+
+
+def read_index(prefix: Path, verify_checksums: bool = True) -> Index:
+    """Parse ``prefix.index``: header, entries, slices (no tensor data is read)."""
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    index_path = Path(str(prefix) + ".index")
+    try:
+        data = index_path.read_bytes()
+    except OSError as e:
+        raise NotFoundError(f"{index_path}: cannot read ({e.strerror})") from None
+    table = sstable.Table(data, str(index_path), verify_checksums)
+    header = None
+    entries: dict[str, Entry] = {}
+    slice_entries: dict[str, list[tuple[tuple[tuple[int, int], ...], Entry]]] = {}
+    for key, value in table.items():
+        try:
+            if key == b"":
+                header = pb.BundleHeaderProto.FromString(value)
+                continue
+            proto = pb.BundleEntryProto.FromString(value)
+        except DecodeError:
+            raise CorruptFileError(f"{index_path}: entry {key[:60]!r} is not a valid record") from None
+        if key.startswith(b"\x00"):
+            try:
+                name, extents = decode_slice_key(key)
+            except CorruptFileError as e:
+                raise CorruptFileError(f"{index_path}: {e}") from None
+            where = f"{index_path}: slice of {name}"
+            entry = _entry(name, proto, where)
+            slice_entries.setdefault(name, []).append((extents, entry))
+            continue
+        name = key.decode("utf-8", errors="replace")
+        where = f"{index_path}: {name}"
+        entry = _entry(name, proto, where)
+        if len(proto.slices):
+            entry.partitioned = True
+        entries[name] = entry
+    if header is None:
+        raise CorruptFileError(f"{index_path}: no header record; not a tensor bundle index")
+    num_shards = header.num_shards
+    if num_shards < 1 or num_shards > 100000:
+        raise CorruptFileError(f"{index_path}: header claims {num_shards} data shards")
+    for name, parts in slice_entries.items():
+        owner = entries.get(name)
+        if owner is None or not owner.partitioned:
+            raise CorruptFileError(f"{index_path}: slices of {name} without its full entry")
+        owner.slices = sorted(parts, key=lambda p: tuple(s for s, _ in p[0]))
+    for e in entries.values():
+        for part in [p for _, p in e.slices] if e.partitioned else [e]:
+            if not 0 <= part.shard < num_shards:
+                raise CorruptFileError(f"{index_path}: {part.name} lives in shard {part.shard} of {num_shards}")
+    orphans = []
+    folder = index_path.parent
+    try:
+        stem = prefix.name
+        for child in folder.iterdir():
+            if child.name.startswith(stem) and (".tempstate" in child.name or child.name == stem + "_temp"):
+                orphans.append(child.name)
+    except OSError:
+        pass
+    return Index(
+        prefix=prefix,
+        num_shards=num_shards,
+        big_endian=header.endianness == 1,
+        producer=header.version.producer if header.HasField("version") else None,
+        entries=entries,
+        orphans=sorted(orphans),
+    )
+
+
+def _entry(name: str, proto: Any, where: str) -> Entry:
+    if proto.offset < 0 or proto.size < 0:
+        raise CorruptFileError(f"{where}: negative offset or size")
+    return Entry(
+        name=name,
+        dtype=tf_dtype_name(proto.dtype),
+        shape=_shape(proto.shape, where),
+        shard=proto.shard_id,
+        offset=proto.offset,
+        size=proto.size,
+        crc=proto.crc32c,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Reading values
+
+
+class _Shards:
+    """Opens data shards on demand; reads byte ranges with bounds checks."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._sizes: dict[int, int] = {}
+
+    def path(self, k: int) -> Path:
+        return self.index.shard_path(k)
+
+    def size(self, k: int) -> int:
+        if k not in self._sizes:
+            try:
+                self._sizes[k] = os.stat(self.path(k)).st_size
+            except OSError:
+                raise NotFoundError(
+                    f"{self.path(k)}: data shard missing; the checkpoint is incomplete"
+                ) from None
+        return self._sizes[k]
+
+    def bounds(self, e: Entry) -> None:
+        size = self.size(e.shard)
+        if e.offset + e.size > size:
+            raise CorruptFileError(
+                f"{self.path(e.shard)}: {e.name} needs bytes {e.offset}..{e.offset + e.size} "
+                f"but the shard has {size} (truncated?)"
+            )
+
+    def read(self, e: Entry) -> bytes:
+        self.bounds(e)
+        with open(self.path(e.shard), "rb") as f:
+            f.seek(e.offset)
+            return f.read(e.size)
+
+    def chunks(self, e: Entry, chunk: int = 8 << 20) -> Iterator[bytes]:
+        """The entry's bytes in chunks of ``chunk`` bytes, from a memory map."""
+        self.bounds(e)
+        if e.size == 0:
+            return
+        with open(self.path(e.shard), "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            end = e.offset + e.size
+            for start in range(e.offset, end, chunk):
+                yield mm[start : min(start + chunk, end)]
+
+
+def _numeric(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
+    import numpy as np
+
+    dt = numpy_dtype(e.dtype)
+    if e.size != e.count * dt.itemsize:
+        raise CorruptFileError(
+            f"{shards.path(e.shard)}: {e.name} has {e.size} bytes, expected {e.count * dt.itemsize} "
+            f"for {e.dtype}{list(e.shape)}"
+        )
+    if big_endian:
+        dt = dt.newbyteorder(">")
+    if e.size >= MMAP_THRESHOLD:
+        shards.bounds(e)
+        arr = np.memmap(shards.path(e.shard), dtype=dt, mode="r", offset=e.offset, shape=e.shape)
+    else:
+        arr = np.frombuffer(shards.read(e), dtype=dt).reshape(e.shape)
+    if big_endian:
+        arr = arr.astype(dt.newbyteorder("="))
+    return arr
+
+
+def string_lengths(buf: bytes, count: int, where: str) -> tuple[list[int], int]:
+    """The element lengths of a DT_STRING value and the position after the lengths' CRC."""
+    lengths = []
+    pos = 0
+    for _ in range(count):
+        n, pos = sstable.read_varint(buf, pos, len(buf), "string length")
+        lengths.append(n)
+    if pos + 4 > len(buf):
+        raise CorruptFileError(f"{where}: string tensor truncated")
+    pos += 4
+    if pos + sum(lengths) != len(buf):
+        raise CorruptFileError(f"{where}: string tensor lengths do not add up to its size")
+    return lengths, pos
+
+
+def _strings(shards: _Shards, e: Entry) -> np.ndarray:
+    import numpy as np
+
+    buf = shards.read(e)
+    if e.count > len(buf):  # each element needs at least one length byte
+        raise CorruptFileError(f"{shards.path(e.shard)}: {e.name}: {e.count} strings in {len(buf)} bytes")
+    lengths, pos = string_lengths(buf, e.count, f"{shards.path(e.shard)}: {e.name}")
+    out = np.empty(e.count, dtype=object)
+    for i, n in enumerate(lengths):
+        out[i] = buf[pos : pos + n]
+        pos += n
+    return out.reshape(e.shape)
+
+
+def read_entry(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
+    if e.dtype == "string":
+        return _strings(shards, e)
+    if e.dtype in NON_NUMERIC:
+        raise UnsupportedError(f"{e.name}: {e.dtype} tensors have no stored value to read")
+    return _numeric(shards, e, big_endian)
+
+
+def _assemble(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
+    """Build a partitioned tensor's full value from its slices."""
+    import numpy as np
+
+    dt = np.dtype(object) if e.dtype == "string" else numpy_dtype(e.dtype)
+    out = np.empty(e.shape, dtype=dt)
+    covered = 0
+    for extents, part in e.slices:
+        if len(extents) != len(e.shape):
+            raise CorruptFileError(f"{e.name}: slice rank {len(extents)} != tensor rank {len(e.shape)}")
+        index = []
+        for (start, length), dim in zip(extents, e.shape, strict=True):
+            stop = dim if length == -1 else start + length
+            if start < 0 or stop > dim or stop < start:
+                raise CorruptFileError(f"{e.name}: slice {extents} outside shape {list(e.shape)}")
+            index.append(slice(start, stop))
+        value = read_entry(shards, part, big_endian)
+        region = out[tuple(index)]
+        if value.shape != region.shape:
+            raise CorruptFileError(f"{e.name}: slice holds shape {value.shape}, expected {region.shape}")
+        out[tuple(index)] = value
+        covered += value.size
+    if covered != out.size:
+        raise CorruptFileError(f"{e.name}: slices cover {covered} of {out.size} elements")
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Object graph (TF2 checkpoints)
+
+
+def _escape(segment: str) -> str:
+    return segment.replace(".", "..").replace("/", ".S")
+
+
+def object_graph(index: Index) -> Any | None:
+    """The TrackableObjectGraph proto of an object-based checkpoint, or None."""
+    entry = index.entries.get(OBJECT_GRAPH_KEY)
+    if entry is None or entry.dtype != "string":
+        return None
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    value = _strings(_Shards(index), entry)
+    try:
+        return pb.TrackableObjectGraph.FromString(bytes(value.reshape(-1)[0]))
+    except (DecodeError, IndexError):
+        raise CorruptFileError(f"{index.prefix}: the object graph record is damaged") from None
+
+
+def object_paths(graph: Any) -> tuple[dict[str, str], set[str], list[str]]:
+    """Map checkpoint key -> variable name (``full_name``), optimizer keys, root children.
+
+    A breadth-first walk from node 0 names each node by the first path that reaches it.
+    Optimizer slots hang off the optimizer node's ``slot_variables``.
+    """
+    nodes = graph.nodes
+    if not nodes:
+        return {}, set(), []
+    paths: dict[int, str] = {0: ""}
+    order = [0]
+    optimizer_nodes: set[int] = set()
+    seen = {0}
+    head = 0
+    while head < len(order):
+        nid = order[head]
+        head += 1
+        for child in nodes[nid].children:
+            cid = child.node_id
+            if cid in seen or not 0 <= cid < len(nodes):
+                continue
+            seen.add(cid)
+            base = paths[nid]
+            paths[cid] = f"{base}/{child.local_name}" if base else child.local_name
+            order.append(cid)
+    for nid in order:
+        node = nodes[nid]
+        if node.slot_variables:
+            optimizer_nodes.add(nid)
+        for slot in node.slot_variables:
+            sid = slot.slot_variable_node_id
+            if 0 <= sid < len(nodes) and sid not in paths:
+                var = paths.get(slot.original_variable_node_id, f"node{slot.original_variable_node_id}")
+                paths[sid] = f"{var}/.OPTIMIZER_SLOT/{paths[nid]}/{slot.slot_name}"
+    # Everything under a node holding slot variables is optimizer state (iterations,
+    # learning rate, Keras 3 optimizer variables).
+    opt_prefixes = [paths[n] for n in optimizer_nodes if paths.get(n)]
+    key_to_name: dict[str, str] = {}
+    optimizer_keys: set[str] = set()
+    for nid, path in paths.items():
+        for attr in nodes[nid].attributes:
+            key = attr.checkpoint_key
+            if attr.full_name:
+                key_to_name[key] = attr.full_name
+            if "/.OPTIMIZER_SLOT/" in key or any(path == p or path.startswith(p + "/") for p in opt_prefixes):
+                optimizer_keys.add(key)
+    root_children = [c.local_name for c in nodes[0].children]
+    return key_to_name, optimizer_keys, root_children
+
+
+def _role(name: str, optimizer_keys: set[str], object_based: bool) -> str:
+    if name == OBJECT_GRAPH_KEY or _BOOKKEEPING.search(name):
+        return ROLE_OTHER
+    if name in optimizer_keys or "/.OPTIMIZER_SLOT/" in name:
+        return ROLE_OPTIMIZER
+    if not object_based and (_TF1_SLOT_RE.search(name) or _TF1_OPTIMIZER_NAMES.search(name)):
+        return ROLE_OPTIMIZER
+    if object_based and name.startswith("optimizer/"):
+        return ROLE_OPTIMIZER
+    return ROLE_MODEL
+
+
+# ----------------------------------------------------------------------------------------
+# Public entry points
+
+
+def describe_index(index: Index, path: str, notes: tuple[str, ...] = ()) -> ModelDescription:
+    """The description of an already parsed index (also used for SavedModel variables)."""
+    graph = object_graph(index)
+    key_to_name: dict[str, str] = {}
+    optimizer_keys: set[str] = set()
+    root_children: list[str] = []
+    if graph is not None:
+        key_to_name, optimizer_keys, root_children = object_paths(graph)
+    shards = _Shards(index)
+    weights = []
+    for name in sorted(index.entries):
+        e = index.entries[name]
+        if e.partitioned:
+            location = f"{len(e.slices)} slices in " + ", ".join(
+                sorted({shards.path(p.shard).name for _, p in e.slices})
+            )
+            nbytes = sum(p.size for _, p in e.slices)
+
+            def loader(e: Entry = e) -> np.ndarray:
+                return _assemble(shards, e, index.big_endian)
+
+        else:
+            location = f"{shards.path(e.shard).name} @ {e.offset}"
+            nbytes = e.size
+
+            def loader(e: Entry = e) -> np.ndarray:
+                return read_entry(shards, e, index.big_endian)
+
+        extra: dict[str, Any] = {"crc32c": e.crc} if not e.partitioned else {"slices": len(e.slices)}
+        if name in key_to_name:
+            extra["variable_name"] = key_to_name[name]
+        weights.append(
+            Weight(
+                name=name,
+                dtype=e.dtype,
+                shape=e.shape,
+                nbytes=nbytes,
+                location=location,
+                role=_role(name, optimizer_keys, graph is not None),
+                path=_short_name(name) if graph is not None else None,
+                extra=extra,
+                _loader=loader,
+            )
+        )
+    warnings = list(notes)
+    if index.orphans:
+        warnings.append(
+            f"leftovers of an interrupted save beside the checkpoint: {', '.join(index.orphans)}"
+        )
+    metadata: dict[str, Any] = {
+        "prefix": str(index.prefix),
+        "shards": index.num_shards,
+        "kind": "object-based (TF2)" if graph is not None else "name-based (TF1)",
+        "endianness": "big" if index.big_endian else "little",
+    }
+    if graph is not None:
+        metadata["root_children"] = root_children
+        metadata["object_graph_nodes"] = len(graph.nodes)
+    return ModelDescription(
+        format="checkpoint",
+        path=path,
+        producer=Producer(other={"bundle_version": str(index.producer)} if index.producer is not None else {}),
+        weights=tuple(weights),
+        metadata=metadata,
+        warnings=tuple(warnings),
+    )
+
+
+def _short_name(key: str) -> str:
+    """``model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`` -> ``model/layer_with_weights-0/kernel``."""
+    return key.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
+
+
+def read(path: Path, **options: Any) -> ModelDescription:
+    resolved = resolve(path)
+    index = _guarded(resolved.prefix, lambda: read_index(resolved.prefix))
+    desc = _guarded(resolved.prefix, lambda: describe_index(index, str(resolved.prefix), resolved.notes))
+    return desc
+
+
+def _guarded(prefix: Path, fn: Any) -> Any:
+    """Run ``fn``; protobuf, numpy and OS errors on damaged files become our errors."""
+    try:
+        return fn()
+    except TFModelKitError:
+        raise
+    except (ValueError, OverflowError, struct.error, MemoryError, IndexError) as e:
+        raise CorruptFileError(f"{prefix}: damaged checkpoint ({type(e).__name__}: {e})") from None
+
+
+def entry_crc(shards: _Shards, e: Entry) -> int:
+    """The masked crc32c of an entry's stored bytes, computed as TensorFlow does."""
+    if e.dtype == "string":
+        # The lengths are checksummed as fixed-width integers, not as the stored varints;
+        # the running CRC then continues over the 4 stored CRC bytes and the elements.
+        buf = shards.read(e)
+        lengths, pos = string_lengths(buf, e.count, f"{shards.path(e.shard)}: {e.name}")
+        crc = 0
+        for n in lengths:
+            crc = sstable.crc32c(struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n), crc)
+        crc = sstable.crc32c(buf[pos - 4 :], crc)
+        return sstable.mask_crc(crc)
+    crc = 0
+    for chunk in shards.chunks(e):
+        crc = sstable.crc32c(chunk, crc)
+    return sstable.mask_crc(crc)
+
+
+def check(path: Path, **options: Any) -> CheckReport:
+    """Shards present and large enough, every tensor's crc32c, sizes consistent with shapes."""
+    resolved = resolve(path)
+    findings: list[Finding] = []
+    try:
+        index = read_index(resolved.prefix)
+    except TFModelKitError as e:
+        return CheckReport(str(resolved.prefix), "checkpoint", {}, (Finding("error", "index", str(e)),))
+    shards = _Shards(index)
+    present = 0
+    for k in range(index.num_shards):
+        try:
+            shards.size(k)
+            present += 1
+        except NotFoundError as e:
+            findings.append(Finding("error", shards.path(k).name, str(e)))
+    checked = 0
+    for name in sorted(index.entries):
+        e = index.entries[name]
+        parts = [p for _, p in e.slices] if e.partitioned else [e]
+        for part in parts:
+            subject = name if part is e else f"{name} (slice)"
+            problem = _check_entry(shards, part)
+            checked += 1
+            if problem:
+                findings.append(Finding("error", subject, problem))
+    for orphan in index.orphans:
+        findings.append(Finding("warning", orphan, "leftover of an interrupted save; safe to delete"))
+    for note in resolved.notes:
+        findings.append(Finding("warning", "checkpoint", note))
+    return CheckReport(
+        str(resolved.prefix),
+        "checkpoint",
+        {"tensors": checked, "shards": present},
+        tuple(findings),
+    )
+
+
+def _check_entry(shards: _Shards, e: Entry) -> str | None:
+    if e.dtype not in NON_NUMERIC:
+        expected = e.count * numpy_dtype(e.dtype).itemsize
+        if e.size != expected:
+            return f"holds {e.size} bytes, but {e.dtype}{list(e.shape)} needs {expected}"
+    try:
+        shards.size(e.shard)
+    except NotFoundError:
+        return f"its shard {shards.path(e.shard).name} is missing"
+    try:
+        actual = entry_crc(shards, e)
+    except CorruptFileError as err:
+        return str(err)
+    if actual != e.crc:
+        return f"checksum mismatch in {shards.path(e.shard).name} @ {e.offset} (stored {e.crc:#010x}, computed {actual:#010x}): the bytes are damaged"
+    return None

@@ -1,0 +1,417 @@
+"""SavedModel folders: ``saved_model.pb`` (or ``.pbtxt``), ``variables/``, ``assets/``.
+
+Parsed with the project's own proto subset; no TensorFlow. A TF Serving base folder
+(``<base>/<integer version>/``) resolves to its highest version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..description import (
+    Asset,
+    CheckReport,
+    Finding,
+    Function,
+    Layer,
+    ModelDescription,
+    Producer,
+    Signature,
+    TensorSpec,
+)
+from ..dtypes import tf_dtype_name
+from ..errors import CorruptFileError, FormatError, NotFoundError, TFModelKitError, UnsupportedError
+from . import checkpoint
+
+INIT_OP_KEY = "__saved_model_init_op"
+#: saved_model.pb files above this are refused before parsing (protobuf's own limit is 2 GiB).
+MAX_PROTO_BYTES = 2 << 30
+
+
+@dataclass(frozen=True)
+class Resolved:
+    folder: Path
+    notes: tuple[str, ...] = ()
+
+
+def _has_model(folder: Path) -> bool:
+    return any((folder / n).is_file() for n in ("saved_model.pb", "saved_model.pbtxt", "saved_model.cpb"))
+
+
+def resolve(path: str | os.PathLike[str]) -> Resolved:
+    """The SavedModel folder meant by ``path`` (a folder, its saved_model.pb, a serving base)."""
+    p = Path(path)
+    if p.is_file() and p.name.startswith("saved_model."):
+        p = p.parent
+    if not p.is_dir():
+        raise NotFoundError(f"{path}: no such SavedModel folder")
+    if _has_model(p):
+        return Resolved(p)
+    versions = sorted(
+        (int(c.name), c) for c in p.iterdir() if c.is_dir() and c.name.isdigit() and _has_model(c)
+    )
+    if versions:
+        number, folder = versions[-1]
+        listed = ", ".join(str(v) for v, _ in versions)
+        note = f"TF Serving base folder: using its highest version {folder.name} (versions: {listed})"
+        return Resolved(folder, (note,))
+    raise FormatError(f"{p}: no saved_model.pb or saved_model.pbtxt in this folder")
+
+
+def load_proto(folder: Path) -> Any:
+    """The parsed ``SavedModel`` message of a folder."""
+    from google.protobuf import text_format
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    if (folder / "saved_model.cpb").is_file() and not (folder / "saved_model.pb").is_file():
+        raise UnsupportedError(
+            f"{folder}: chunked SavedModel (saved_model.cpb, written for models over 2 GB) is not "
+            "supported; re-export the model without chunking or inspect its variables/ checkpoint"
+        )
+    msg = pb.SavedModel()
+    binary = folder / "saved_model.pb"
+    if binary.is_file():
+        size = binary.stat().st_size
+        if size > MAX_PROTO_BYTES:
+            raise UnsupportedError(f"{binary}: {size} bytes is over protobuf's 2 GiB limit")
+        try:
+            msg.ParseFromString(binary.read_bytes())
+        except (DecodeError, RecursionError, ValueError) as e:
+            raise CorruptFileError(f"{binary}: not a valid SavedModel protobuf ({e})") from None
+        return msg
+    text = folder / "saved_model.pbtxt"
+    try:
+        text_format.Parse(
+            text.read_text(errors="replace"), msg, allow_unknown_field=True, allow_unknown_extension=True
+        )
+    except (text_format.ParseError, RecursionError, ValueError) as e:
+        raise CorruptFileError(f"{text}: not a valid text-format SavedModel ({e})") from None
+    return msg
+
+
+def _shape(proto: Any) -> tuple[int | None, ...] | None:
+    if proto.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
+
+
+def _tensor_info(key: str, info: Any) -> TensorSpec:
+    encoding = info.WhichOneof("encoding")
+    if encoding == "coo_sparse":
+        tensor = f"sparse({info.coo_sparse.values_tensor_name})"
+    elif encoding == "name":
+        tensor = info.name
+    else:
+        tensor = None
+    # An absent tensor_shape is the default message, i.e. a scalar; TensorFlow reads it so too.
+    shape = _shape(info.tensor_shape)
+    return TensorSpec(name=key, dtype=tf_dtype_name(info.dtype), shape=shape, tensor=tensor)
+
+
+def op_census(meta_graph: Any) -> Counter[str]:
+    """Count ``NodeDef.op`` over the graph and every function body in its library."""
+    counts: Counter[str] = Counter(node.op for node in meta_graph.graph_def.node)
+    for fn in meta_graph.graph_def.library.function:
+        counts.update(node.op for node in fn.node_def)
+    return counts
+
+
+def _structured_specs(value: Any, out: list[TensorSpec], prefix: str = "") -> None:
+    """Flatten the TensorSpecs inside a StructuredValue (an input signature)."""
+    kind = value.WhichOneof("kind")
+    if kind == "tensor_spec_value":
+        spec = value.tensor_spec_value
+        name = spec.name or prefix or f"arg{len(out)}"
+        shape = _shape(spec.shape) if spec.HasField("shape") else None
+        out.append(TensorSpec(name=name, dtype=tf_dtype_name(spec.dtype), shape=shape))
+    elif kind in ("list_value", "tuple_value"):
+        items = value.list_value.values if kind == "list_value" else value.tuple_value.values
+        for i, item in enumerate(items):
+            _structured_specs(item, out, f"{prefix}[{i}]" if prefix else f"arg{i}")
+    elif kind == "dict_value":
+        for key in sorted(value.dict_value.fields):
+            _structured_specs(value.dict_value.fields[key], out, key)
+    elif kind == "named_tuple_value":
+        for pair in value.named_tuple_value.values:
+            _structured_specs(pair.value, out, pair.key)
+
+
+def _object_paths(graph: Any) -> dict[int, str]:
+    """Breadth-first object paths (``root.serve``) of a SavedObjectGraph's nodes."""
+    paths = {0: "root"} if len(graph.nodes) else {}
+    queue = [0] if paths else []
+    head = 0
+    while head < len(queue):
+        nid = queue[head]
+        head += 1
+        for child in graph.nodes[nid].children:
+            cid = child.node_id
+            if 0 <= cid < len(graph.nodes) and cid not in paths:
+                paths[cid] = f"{paths[nid]}.{child.local_name}"
+                queue.append(cid)
+    return paths
+
+
+def functions(meta_graph: Any) -> tuple[Function, ...]:
+    """The object graph's functions with the input signature of each concrete function."""
+    graph = meta_graph.object_graph_def
+    paths = _object_paths(graph)
+    out = []
+    for nid, node in enumerate(graph.nodes):
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            names = list(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            names = [node.bare_concrete_function.concrete_function_name]
+        else:
+            continue
+        for name in names:
+            specs: list[TensorSpec] = []
+            concrete = graph.concrete_functions.get(name)
+            if concrete is not None and concrete.HasField("canonicalized_input_signature"):
+                sig = concrete.canonicalized_input_signature
+                # (args, kwargs): args is a tuple whose items are the positional inputs.
+                if sig.WhichOneof("kind") == "tuple_value" and len(sig.tuple_value.values) == 2:
+                    _structured_specs(sig.tuple_value.values[0], specs)
+                    _structured_specs(sig.tuple_value.values[1], specs)
+                else:
+                    _structured_specs(sig, specs)
+            out.append(Function(name=name, inputs=tuple(specs), path=paths.get(nid)))
+    return tuple(out)
+
+
+def _keras_layers(folder: Path, warnings: list[str]) -> tuple[tuple[Layer, ...], dict[str, Any]]:
+    """Layers and producer facts from ``keras_metadata.pb`` (tf.keras 2 SavedModels)."""
+    path = folder / "keras_metadata.pb"
+    if not path.is_file():
+        return (), {}
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    try:
+        meta = pb.KerasMetadata.FromString(path.read_bytes())
+    except DecodeError:
+        warnings.append(f"{path.name} is damaged; Keras architecture not shown")
+        return (), {}
+    layers = []
+    facts: dict[str, Any] = {}
+    for node in meta.nodes:
+        try:
+            info = json.loads(node.metadata) if node.metadata else {}
+        except ValueError:
+            continue
+        if not isinstance(info, dict):
+            continue
+        if node.node_path == "root":
+            facts["class_name"] = info.get("class_name")
+            facts["keras_version"] = info.get("keras_version")
+            continue
+        segments = node.node_path.split(".")
+        # Only layers: root.layer-0, root.layer_with_weights-0 duplicate each other; keep layer-N.
+        if not all(s.startswith("layer-") for s in segments[1:]):
+            continue
+        config = info.get("config") if isinstance(info.get("config"), dict) else {}
+        layers.append(
+            Layer(
+                name=str(info.get("name", segments[-1])),
+                class_name=str(info.get("class_name", node.identifier)),
+                config=config,
+                depth=len(segments) - 2,
+            )
+        )
+    return tuple(layers), facts
+
+
+def _fingerprint(folder: Path) -> dict[str, Any] | None:
+    path = folder / "fingerprint.pb"
+    if not path.is_file():
+        return None
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    try:
+        fp = pb.FingerprintDef.FromString(path.read_bytes())
+    except DecodeError:
+        return {"error": "fingerprint.pb is damaged"}
+    return {
+        "saved_model_checksum": fp.saved_model_checksum,
+        "graph_def_program_hash": fp.graph_def_program_hash,
+        "signature_def_hash": fp.signature_def_hash,
+        "saved_object_graph_hash": fp.saved_object_graph_hash,
+        "checkpoint_hash": fp.checkpoint_hash,
+        **({"uuid": fp.uuid} if fp.uuid else {}),
+    }
+
+
+def _assets(folder: Path, meta_graph: Any) -> tuple[Asset, ...]:
+    out = []
+    seen = set()
+    for sub in ("assets", "assets.extra"):
+        base = folder / sub
+        if not base.is_dir():
+            continue
+        for f in sorted(base.rglob("*")):
+            if f.is_file():
+                rel = f.relative_to(folder).as_posix()
+                seen.add(rel)
+                out.append(Asset(name=f.relative_to(base).as_posix(), path=rel, nbytes=f.stat().st_size))
+    for asset_def in meta_graph.asset_file_def if meta_graph is not None else ():
+        rel = f"assets/{asset_def.filename}"
+        if rel not in seen:
+            out.append(Asset(name=asset_def.filename, path=rel, nbytes=None))
+    return tuple(out)
+
+
+def select_meta_graph(model: Any, tags: str | None) -> Any:
+    """The meta graph with tag set ``tags`` ("serve" or "serve,gpu"); default: "serve" or the first."""
+    graphs = list(model.meta_graphs)
+    if not graphs:
+        raise CorruptFileError("the SavedModel holds no meta graph")
+    if tags:
+        wanted = {t.strip() for t in tags.split(",") if t.strip()}
+        for mg in graphs:
+            if set(mg.meta_info_def.tags) == wanted:
+                return mg
+        have = "; ".join(",".join(mg.meta_info_def.tags) for mg in graphs)
+        raise NotFoundError(f"no meta graph with tag set {','.join(sorted(wanted))} (tag sets: {have})")
+    for mg in graphs:
+        if list(mg.meta_info_def.tags) == ["serve"]:
+            return mg
+    return graphs[0]
+
+
+def read(path: Path, tags: str | None = None, **options: Any) -> ModelDescription:
+    resolved = resolve(path)
+    folder = resolved.folder
+    try:
+        return _describe(folder, resolved.notes, tags)
+    except TFModelKitError as e:
+        if str(folder) in str(e):
+            raise
+        raise type(e)(f"{folder}: {e}") from None
+    except (ValueError, IndexError, KeyError, OverflowError, RecursionError) as e:
+        raise CorruptFileError(f"{folder}: damaged SavedModel ({type(e).__name__}: {e})") from None
+
+
+def _describe(folder: Path, notes: tuple[str, ...], tags: str | None) -> ModelDescription:
+    model = load_proto(folder)
+    selected = select_meta_graph(model, tags)
+    warnings = list(notes)
+    signatures = []
+    meta_graphs = []
+    for mg in model.meta_graphs:
+        mg_tags = tuple(mg.meta_info_def.tags)
+        for key in sorted(mg.signature_def):
+            sd = mg.signature_def[key]
+            signatures.append(
+                Signature(
+                    key=key,
+                    inputs=tuple(_tensor_info(k, sd.inputs[k]) for k in sorted(sd.inputs)),
+                    outputs=tuple(_tensor_info(k, sd.outputs[k]) for k in sorted(sd.outputs)),
+                    tags=mg_tags,
+                    method=sd.method_name or None,
+                    hidden=key == INIT_OP_KEY,
+                )
+            )
+        meta_graphs.append(
+            {
+                "tags": list(mg_tags),
+                "tensorflow_version": mg.meta_info_def.tensorflow_version or None,
+                "signatures": sorted(k for k in mg.signature_def if k != INIT_OP_KEY),
+                "nodes": len(mg.graph_def.node),
+                "functions": len(mg.graph_def.library.function),
+                "object_graph_nodes": len(mg.object_graph_def.nodes),
+            }
+        )
+    weights: tuple[Any, ...] = ()
+    variables_meta: dict[str, Any] = {}
+    prefix = folder / "variables" / "variables"
+    if Path(str(prefix) + ".index").is_file():
+        index = checkpoint.read_index(prefix)
+        var_desc = checkpoint.describe_index(index, str(prefix))
+        weights = var_desc.weights
+        warnings.extend(var_desc.warnings)
+        variables_meta = {"variables_shards": index.num_shards}
+    elif (folder / "variables").is_dir() and any((folder / "variables").iterdir()):
+        warnings.append("variables/ holds no variables.index: variable values are missing")
+    layers, keras_facts = _keras_layers(folder, warnings)
+    info = selected.meta_info_def
+    producer_other = {}
+    if info.tensorflow_git_version:
+        producer_other["tensorflow_git_version"] = info.tensorflow_git_version
+    if selected.graph_def.HasField("versions"):
+        producer_other["graph_producer"] = str(selected.graph_def.versions.producer)
+    metadata: dict[str, Any] = {
+        "schema_version": model.saved_model_schema_version,
+        "meta_graphs": meta_graphs,
+        "selected_tags": list(info.tags),
+        **variables_meta,
+    }
+    if keras_facts.get("class_name"):
+        metadata["class_name"] = keras_facts["class_name"]
+    fp = _fingerprint(folder)
+    if fp is not None:
+        metadata["fingerprint"] = fp
+    if (folder / "saved_model.pbtxt").is_file() and not (folder / "saved_model.pb").is_file():
+        metadata["encoding"] = "text (saved_model.pbtxt)"
+    ops = op_census(selected)
+    return ModelDescription(
+        format="savedmodel",
+        path=str(folder),
+        producer=Producer(
+            tensorflow=info.tensorflow_version or None,
+            keras=keras_facts.get("keras_version"),
+            other=producer_other,
+        ),
+        signatures=tuple(signatures),
+        weights=weights,
+        layers=layers,
+        ops=dict(sorted(ops.items())),
+        functions=functions(selected),
+        assets=_assets(folder, selected),
+        metadata=metadata,
+        warnings=tuple(warnings),
+    )
+
+
+def check(path: Path, **options: Any) -> CheckReport:
+    """The graph parses, referenced assets exist, and the variables checkpoint is intact."""
+    resolved = resolve(path)
+    folder = resolved.folder
+    findings = [Finding("warning", "folder", n) for n in resolved.notes]
+    checked: dict[str, int] = {}
+    try:
+        model = load_proto(folder)
+    except TFModelKitError as e:
+        return CheckReport(str(folder), "savedmodel", {}, (Finding("error", "saved_model.pb", str(e)),))
+    checked["meta_graphs"] = len(model.meta_graphs)
+    if not model.meta_graphs:
+        findings.append(Finding("error", "saved_model.pb", "holds no meta graph"))
+    for mg in model.meta_graphs:
+        for asset_def in mg.asset_file_def:
+            if not (folder / "assets" / asset_def.filename).is_file():
+                findings.append(Finding("error", f"assets/{asset_def.filename}", "asset file is missing"))
+    prefix = folder / "variables" / "variables"
+    if Path(str(prefix) + ".index").is_file():
+        report = checkpoint.check(prefix)
+        checked.update(report.checked)
+        findings.extend(
+            Finding(f.severity, f"variables/{f.subject}" if f.subject == "index" else f.subject, f.message)
+            for f in report.findings
+        )
+    else:
+        needs_vars = any(
+            n.op in ("VarHandleOp", "VariableV2", "RestoreV2") for mg in model.meta_graphs for n in mg.graph_def.node
+        )
+        if needs_vars:
+            findings.append(Finding("error", "variables/", "the graph has variables but variables.index is missing"))
+    return CheckReport(str(folder), "savedmodel", checked, tuple(findings))
