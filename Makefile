@@ -1,0 +1,41 @@
+# The two commands of the README's quick start are `make demo` and `make test`; both create
+# .venv in the project root and install what they need into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORPUS ?= ../shared/corpus
+
+.PHONY: demo test bench fixtures lint protos clean venv
+
+venv: $(STAMP)
+
+# tf_keras declares a dependency on the `tensorflow` distribution; beside tensorflow-cpu it
+# goes in with --no-deps, or pip would fetch a second full copy of TensorFlow.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[convert,dev]'
+	$(PY) -m pip install --quiet --no-deps 'tf_keras==2.21.*'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	TFMODELKIT_CORPUS=$(CORPUS) $(PY) -m pytest -q
+
+bench: $(STAMP)
+	TFMODELKIT_CORPUS=$(CORPUS) $(PY) benchmarks/run.py
+
+fixtures: $(STAMP)
+	$(PY) fixtures/make_fixtures.py --out fixtures
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tfmodelkit tests benchmarks scripts fixtures
+
+protos:
+	$(PY) scripts/gen_protos.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

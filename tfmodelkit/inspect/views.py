@@ -1,0 +1,346 @@
+"""Views over a ModelDescription: plain, JSON-ready dicts (the documented JSON contract).
+
+Each ``*_view`` function takes descriptions and returns a dict whose shape never depends
+on the output format; the renderers turn it into a table, markdown or JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..description import ROLE_MODEL, ROLE_OPTIMIZER, CheckReport, ModelDescription, Signature, TensorSpec, Weight
+from ..errors import UserError
+from .stats import weight_stats
+
+
+def shape_json(shape: tuple[int | None, ...] | None) -> list[int | None] | None:
+    return None if shape is None else [None if d is None else int(d) for d in shape]
+
+
+def _spec(t: TensorSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": t.name, "dtype": t.dtype, "shape": shape_json(t.shape), "tensor": t.tensor}
+    if t.quantization is not None:
+        q = t.quantization
+        out["quantization"] = {
+            "scale": list(q.scale),
+            "zero_point": list(q.zero_point),
+            "quantized_dimension": q.quantized_dimension,
+        }
+    return out
+
+
+def _signature(s: Signature) -> dict[str, Any]:
+    return {
+        "key": s.key,
+        "tags": list(s.tags),
+        "method": s.method,
+        "inputs": [_spec(t) for t in s.inputs],
+        "outputs": [_spec(t) for t in s.outputs],
+    }
+
+
+def signatures_view(desc: ModelDescription, all: bool = False) -> dict[str, Any]:
+    return {
+        "path": desc.path,
+        "format": desc.format,
+        "signatures": [_signature(s) for s in desc.visible_signatures(all)],
+        "functions": [
+            {"name": f.name, "path": f.path, "inputs": [_spec(t) for t in f.inputs]} for f in desc.functions
+        ]
+        if all
+        else [],
+        "warnings": list(desc.warnings),
+    }
+
+
+def select_weights(
+    desc: ModelDescription, match: str | None = None, include_optimizer: bool = False
+) -> tuple[list[Weight], int]:
+    """The weights to show, and how many optimizer tensors were left out."""
+    pattern = None
+    if match:
+        try:
+            pattern = re.compile(match)
+        except re.error as e:
+            raise UserError(f"--match {match!r} is not a valid regular expression ({e})") from None
+    chosen = []
+    hidden = 0
+    for w in desc.weights:
+        if pattern and not (pattern.search(w.name) or (w.path and pattern.search(w.path))):
+            continue
+        if w.role == ROLE_OPTIMIZER and not include_optimizer:
+            hidden += 1
+            continue
+        chosen.append(w)
+    return chosen, hidden
+
+
+def weight_entry(w: Weight) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": w.name,
+        "dtype": w.dtype,
+        "shape": list(w.shape),
+        "nbytes": w.nbytes,
+        "role": w.role,
+        "location": w.location,
+    }
+    if w.path is not None:
+        out["path"] = w.path
+    if w.layer is not None:
+        out["layer"] = w.layer
+    return out
+
+
+def weights_view(
+    desc: ModelDescription, match: str | None = None, include_optimizer: bool = False, stats: bool = False
+) -> dict[str, Any]:
+    chosen, hidden = select_weights(desc, match, include_optimizer)
+    entries = []
+    for w in chosen:
+        e = weight_entry(w)
+        if stats:
+            s = weight_stats(w)
+            for k in ("min", "max", "mean", "std", "nan", "inf"):
+                e[k] = None if s is None else getattr(s, k)
+        entries.append(e)
+    return {
+        "path": desc.path,
+        "format": desc.format,
+        "weights": entries,
+        "hidden_optimizer_weights": hidden,
+        "total_nbytes": sum(w.nbytes for w in chosen),
+        "total_elements": sum(w.size for w in chosen),
+        "warnings": list(desc.warnings),
+    }
+
+
+def layers_view(desc: ModelDescription) -> dict[str, Any]:
+    return {
+        "path": desc.path,
+        "format": desc.format,
+        "layers": [
+            {
+                "name": layer.name,
+                "class_name": layer.class_name,
+                "depth": layer.depth,
+                "inbound": list(layer.inbound),
+                "params": layer.params,
+                "code": layer.code,
+            }
+            for layer in desc.layers
+        ],
+        "warnings": list(desc.warnings),
+    }
+
+
+def ops_view(desc: ModelDescription) -> dict[str, Any]:
+    ops = dict(sorted(desc.ops.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {
+        "path": desc.path,
+        "format": desc.format,
+        "ops": ops,
+        "total": sum(ops.values()),
+        "custom_ops": list(desc.metadata.get("custom_ops", [])),
+        "flex_ops": list(desc.metadata.get("flex_ops", [])),
+    }
+
+
+def summary_view(desc: ModelDescription) -> dict[str, Any]:
+    roles: dict[str, int] = {}
+    for w in desc.weights:
+        roles[w.role] = roles.get(w.role, 0) + 1
+    model_weights = [w for w in desc.weights if w.role == ROLE_MODEL]
+    producer = {
+        k: v
+        for k, v in {
+            "tensorflow": desc.producer.tensorflow,
+            "keras": desc.producer.keras,
+            "backend": desc.producer.backend,
+            **dict(desc.producer.other),
+        }.items()
+        if v
+    }
+    return {
+        "path": desc.path,
+        "format": desc.format,
+        "producer": producer,
+        "signatures": [s.key for s in desc.visible_signatures()],
+        "weights": {
+            "count": len(desc.weights),
+            "by_role": roles,
+            "model_parameters": sum(w.size for w in model_weights),
+            "model_nbytes": sum(w.nbytes for w in model_weights),
+            "total_nbytes": sum(w.nbytes for w in desc.weights),
+        },
+        "layers": len(desc.layers),
+        "ops": {"kinds": len(desc.ops), "total": sum(desc.ops.values())},
+        "functions": len(desc.functions),
+        "assets": [a.path for a in desc.assets],
+        "metadata": _jsonable(dict(desc.metadata)),
+        "warnings": list(desc.warnings),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def check_view(report: CheckReport) -> dict[str, Any]:
+    return {
+        "path": report.path,
+        "format": report.format,
+        "ok": report.ok,
+        "checked": dict(report.checked),
+        "findings": [{"severity": f.severity, "subject": f.subject, "message": f.message} for f in report.findings],
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# diff
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    name: str
+    what: str  # "dtype", "shape", "values"
+    a: Any
+    b: Any
+    max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    a: str
+    b: str
+    matched_by: str
+    only_in_a: tuple[str, ...] = ()
+    only_in_b: tuple[str, ...] = ()
+    changed: tuple[WeightChange, ...] = ()
+    same: int = 0
+    signature_changes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def identical(self) -> bool:
+        return not (self.only_in_a or self.only_in_b or self.changed or self.signature_changes)
+
+
+_SUFFIXES = ("/.ATTRIBUTES/VARIABLE_VALUE", ":0")
+
+
+def _normal(name: str) -> str:
+    for s in _SUFFIXES:
+        if name.endswith(s):
+            name = name[: -len(s)]
+    if name.startswith("model_weights/"):
+        name = name[len("model_weights/") :]
+    return name
+
+
+def _keyed(weights: list[Weight], how: str) -> dict[str, Weight]:
+    out: dict[str, Weight] = {}
+    for w in weights:
+        key = {"name": w.name, "path": w.path or w.name, "normalized name": _normal(w.path or w.name)}[how]
+        out.setdefault(key, w)
+    return out
+
+
+def _max_abs_diff(wa: Weight, wb: Weight) -> float | None:
+    import numpy as np
+
+    va, vb = wa.read(), wb.read()
+    if va.dtype == object or vb.dtype == object:
+        return None if np.array_equal(va, vb) else float("inf")
+    a64 = np.asarray(va, dtype=np.complex128 if va.dtype.kind == "c" else np.float64)
+    b64 = np.asarray(vb, dtype=np.complex128 if vb.dtype.kind == "c" else np.float64)
+    if a64.size == 0:
+        return 0.0
+    both_nan = np.isnan(a64) & np.isnan(b64)
+    d = np.abs(a64 - b64)
+    d[both_nan] = 0.0
+    return float(np.nanmax(np.where(np.isnan(d), np.inf, d)))
+
+
+def diff_view(a: ModelDescription, b: ModelDescription, include_optimizer: bool = False, atol: float = 0.0) -> DiffReport:
+    """Weights (missing, extra, changed with max |a-b|) and signatures of two artifacts."""
+    wa, _ = select_weights(a, include_optimizer=include_optimizer)
+    wb, _ = select_weights(b, include_optimizer=include_optimizer)
+    best = ("name", _keyed(wa, "name"), _keyed(wb, "name"))
+    for how in ("path", "normalized name"):
+        ka, kb = _keyed(wa, how), _keyed(wb, how)
+        if len(set(ka) & set(kb)) > len(set(best[1]) & set(best[2])):
+            best = (how, ka, kb)
+    how, ka, kb = best
+    changed = []
+    same = 0
+    for key in sorted(set(ka) & set(kb)):
+        x, y = ka[key], kb[key]
+        if x.dtype != y.dtype:
+            changed.append(WeightChange(key, "dtype", x.dtype, y.dtype))
+        elif tuple(x.shape) != tuple(y.shape):
+            changed.append(WeightChange(key, "shape", list(x.shape), list(y.shape)))
+        else:
+            d = _max_abs_diff(x, y)
+            if d is None or d <= atol:
+                same += 1
+            else:
+                changed.append(WeightChange(key, "values", None, None, d))
+    sig_changes = _signature_changes(a, b)
+    return DiffReport(
+        a=a.path,
+        b=b.path,
+        matched_by=how,
+        only_in_a=tuple(sorted(set(ka) - set(kb))),
+        only_in_b=tuple(sorted(set(kb) - set(ka))),
+        changed=tuple(changed),
+        same=same,
+        signature_changes=tuple(sig_changes),
+    )
+
+
+def _signature_changes(a: ModelDescription, b: ModelDescription) -> list[str]:
+    if not a.signatures or not b.signatures:
+        return []
+    sa = {s.key: s for s in a.visible_signatures()}
+    sb = {s.key: s for s in b.visible_signatures()}
+    out = [f"signature {k!r} only in A" for k in sorted(set(sa) - set(sb))]
+    out += [f"signature {k!r} only in B" for k in sorted(set(sb) - set(sa))]
+    for key in sorted(set(sa) & set(sb)):
+        for side in ("inputs", "outputs"):
+            ta = {t.name: t for t in getattr(sa[key], side)}
+            tb = {t.name: t for t in getattr(sb[key], side)}
+            for n in sorted(set(ta) - set(tb)):
+                out.append(f"{key}: {side[:-1]} {n!r} only in A")
+            for n in sorted(set(tb) - set(ta)):
+                out.append(f"{key}: {side[:-1]} {n!r} only in B")
+            for n in sorted(set(ta) & set(tb)):
+                x, y = ta[n], tb[n]
+                if x.dtype != y.dtype or x.shape != y.shape:
+                    out.append(
+                        f"{key}: {side[:-1]} {n!r} is {x.dtype}{shape_json(x.shape)} in A, "
+                        f"{y.dtype}{shape_json(y.shape)} in B"
+                    )
+    return out
+
+
+def diff_json(report: DiffReport) -> dict[str, Any]:
+    return {
+        "a": report.a,
+        "b": report.b,
+        "identical": report.identical,
+        "matched_by": report.matched_by,
+        "same": report.same,
+        "only_in_a": list(report.only_in_a),
+        "only_in_b": list(report.only_in_b),
+        "changed": [
+            {"name": c.name, "what": c.what, "a": c.a, "b": c.b, "max_abs_diff": c.max_abs_diff} for c in report.changed
+        ],
+        "signature_changes": list(report.signature_changes),
+    }
