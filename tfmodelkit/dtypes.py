@@ -7,9 +7,12 @@ kinds (``DT_FLOAT_REF`` = 101) map to their base dtype.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import UnsupportedError
+
+if TYPE_CHECKING:  # numpy is imported when a value is needed, not to list names
+    import numpy as np
 
 # TensorFlow types.proto DataType numbers -> our name.
 _TF_NAMES: dict[int, str] = {
@@ -95,6 +98,8 @@ def tflite_dtype_name(enum_value: int) -> str:
 
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype holding values of ``name`` (ml_dtypes for bfloat16, float8, int4)."""
+    import numpy as np
+
     name = _STORAGE.get(name, name)
     if name == "string":
         return np.dtype(object)

@@ -437,17 +437,23 @@ def string_lengths(buf: bytes, count: int, where: str) -> tuple[list[int], int]:
     return lengths, pos
 
 
-def _strings(shards: _Shards, e: Entry) -> np.ndarray:
-    import numpy as np
-
+def _string_list(shards: _Shards, e: Entry) -> list[bytes]:
     buf = shards.read(e)
     if e.count > len(buf):  # each element needs at least one length byte
         raise CorruptFileError(f"{shards.path(e.shard)}: {e.name}: {e.count} strings in {len(buf)} bytes")
     lengths, pos = string_lengths(buf, e.count, f"{shards.path(e.shard)}: {e.name}")
-    out = np.empty(e.count, dtype=object)
-    for i, n in enumerate(lengths):
-        out[i] = buf[pos : pos + n]
+    out = []
+    for n in lengths:
+        out.append(buf[pos : pos + n])
         pos += n
+    return out
+
+
+def _strings(shards: _Shards, e: Entry) -> np.ndarray:
+    import numpy as np
+
+    out = np.empty(e.count, dtype=object)
+    out[:] = _string_list(shards, e)
     return out.reshape(e.shape)
 
 
@@ -490,10 +496,6 @@ def _assemble(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
 # Object graph (TF2 checkpoints)
 
 
-def _escape(segment: str) -> str:
-    return segment.replace(".", "..").replace("/", ".S")
-
-
 def object_graph(index: Index) -> Any | None:
     """The TrackableObjectGraph proto of an object-based checkpoint, or None."""
     entry = index.entries.get(OBJECT_GRAPH_KEY)
@@ -503,9 +505,9 @@ def object_graph(index: Index) -> Any | None:
 
     from .protos import tfmodelkit_pb2 as pb
 
-    value = _strings(_Shards(index), entry)
+    value = _string_list(_Shards(index), entry)
     try:
-        return pb.TrackableObjectGraph.FromString(bytes(value.reshape(-1)[0]))
+        return pb.TrackableObjectGraph.FromString(value[0])
     except (DecodeError, IndexError):
         raise CorruptFileError(f"{index.prefix}: the object graph record is damaged") from None
 

@@ -1,0 +1,101 @@
+"""Time tfmodelkit against the TensorFlow tools a user would otherwise run, in one run.
+
+    python benchmarks/run.py [--repeat N] [--json out.json]
+
+Each case runs both commands as fresh processes (what a user or a CI step pays, imports
+included) ``--repeat`` times and reports the median wall time of each and their ratio.
+The models come from ``fixtures/`` and the shared corpus when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CORPUS = Path(os.environ.get("TFMODELKIT_CORPUS", ROOT.parent / "shared" / "corpus"))
+QUIET_TF = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@dataclass
+class Result:
+    case: str
+    ours_s: float
+    theirs_s: float | None
+    ratio: float | None
+    target: str
+
+
+def _time(cmd: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=QUIET_TF)
+        times.append(time.perf_counter() - start)
+        if p.returncode != 0:
+            raise SystemExit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr.decode()[-2000:]}")
+    return statistics.median(times)
+
+
+def _modelinspect(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tfmodelkit.cli.modelinspect", *args]
+
+
+def _first_existing(*paths: Path) -> Path | None:
+    for p in paths:
+        if p.exists() or Path(f"{p}.index").exists():
+            return p
+    return None
+
+
+def cases() -> list[tuple[str, list[str], list[str] | None, str]]:
+    out: list[tuple[str, list[str], list[str] | None, str]] = []
+    sm = _first_existing(
+        ROOT / "fixtures/savedmodel/keras_functional",
+        CORPUS / "savedmodel/tfserving_saved_model_half_plus_two_tf2_cpu/00000123",
+    )
+    cli = shutil.which("saved_model_cli", path=str(BIN)) or shutil.which("saved_model_cli")
+    if sm is not None:
+        theirs = [cli, "show", "--all", "--dir", str(sm)] if cli else None
+        out.append((f"signatures {sm.relative_to(sm.parents[1])}", _modelinspect("signatures", str(sm)), theirs, ">= 10x"))
+    ck = _first_existing(ROOT / "fixtures/checkpoint/subclassed/ckpt-1", CORPUS / "checkpoint/tf_mnist_stale_state/model.ckpt-46900")
+    if ck is not None:
+        theirs = [sys.executable, "-m", "tensorflow.python.tools.inspect_checkpoint", f"--file_name={ck}"]
+        out.append((f"weights {ck.parent.name}/{ck.name}", _modelinspect("weights", str(ck)), theirs, ">= 10x"))
+    out.append(("--help", _modelinspect("--help"), None, "< 150 ms"))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    results = []
+    for name, ours, theirs, target in cases():
+        t_ours = _time(ours, args.repeat)
+        t_theirs = _time(theirs, max(1, args.repeat // 2)) if theirs else None
+        ratio = t_theirs / t_ours if t_theirs else None
+        results.append(Result(name, t_ours, t_theirs, ratio, target))
+        print(
+            f"{name:50s} ours {t_ours * 1000:8.1f} ms"
+            + (f"   TensorFlow {t_theirs * 1000:8.1f} ms   {ratio:5.1f}x faster" if ratio else "")
+            + f"   (target {target})",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
