@@ -187,42 +187,59 @@ def functions(meta_graph: Any) -> tuple[Function, ...]:
     return tuple(out)
 
 
-def _keras_layers(folder: Path, warnings: list[str]) -> tuple[tuple[Layer, ...], dict[str, Any]]:
-    """Layers and producer facts from ``keras_metadata.pb`` (tf.keras 2 SavedModels)."""
+def _keras_nodes(folder: Path, meta_graph: Any, warnings: list[str]) -> list[tuple[str, str, str]]:
+    """(object path, identifier, metadata JSON) of the Keras objects in a SavedModel.
+
+    tf.keras >= 2.5 writes them to ``keras_metadata.pb``; older versions kept the same JSON
+    in each ``SavedUserObject.metadata`` of the object graph.
+    """
     path = folder / "keras_metadata.pb"
-    if not path.is_file():
-        return (), {}
-    from google.protobuf.message import DecodeError
+    if path.is_file():
+        from google.protobuf.message import DecodeError
 
-    from .protos import tfmodelkit_pb2 as pb
+        from .protos import tfmodelkit_pb2 as pb
 
-    try:
-        meta = pb.KerasMetadata.FromString(path.read_bytes())
-    except DecodeError:
-        warnings.append(f"{path.name} is damaged; Keras architecture not shown")
-        return (), {}
+        try:
+            meta = pb.KerasMetadata.FromString(path.read_bytes())
+        except DecodeError:
+            warnings.append(f"{path.name} is damaged; Keras architecture not shown")
+            return []
+        return [(n.node_path, n.identifier, n.metadata) for n in meta.nodes]
+    graph = meta_graph.object_graph_def
+    paths = _object_paths(graph)
+    out = []
+    for nid, node in enumerate(graph.nodes):
+        if node.WhichOneof("kind") == "user_object" and node.user_object.identifier.startswith("_tf_keras"):
+            if node.user_object.metadata and nid in paths:
+                out.append((paths[nid], node.user_object.identifier, node.user_object.metadata))
+    return out
+
+
+def _keras_layers(folder: Path, meta_graph: Any, warnings: list[str]) -> tuple[tuple[Layer, ...], dict[str, Any]]:
+    """Layers and producer facts from the Keras metadata of a tf.keras 2 SavedModel."""
     layers = []
     facts: dict[str, Any] = {}
-    for node in meta.nodes:
+    for node_path, identifier, metadata in _keras_nodes(folder, meta_graph, warnings):
         try:
-            info = json.loads(node.metadata) if node.metadata else {}
+            info = json.loads(metadata) if metadata else {}
         except ValueError:
             continue
         if not isinstance(info, dict):
             continue
-        if node.node_path == "root":
+        if node_path == "root":
             facts["class_name"] = info.get("class_name")
             facts["keras_version"] = info.get("keras_version")
             continue
-        segments = node.node_path.split(".")
-        # Only layers: root.layer-0, root.layer_with_weights-0 duplicate each other; keep layer-N.
-        if not all(s.startswith("layer-") for s in segments[1:]):
+        segments = node_path.split(".")
+        # A layer is reachable as root.layer-N and root.layer_with_weights-N; each node is
+        # listed once under whichever path reached it first.
+        if not all(s.startswith(("layer-", "layer_with_weights-")) for s in segments[1:]):
             continue
         config = info.get("config") if isinstance(info.get("config"), dict) else {}
         layers.append(
             Layer(
                 name=str(info.get("name", segments[-1])),
-                class_name=str(info.get("class_name", node.identifier)),
+                class_name=str(info.get("class_name", identifier)),
                 config=config,
                 depth=len(segments) - 2,
             )
@@ -343,7 +360,7 @@ def _describe(folder: Path, notes: tuple[str, ...], tags: str | None) -> ModelDe
         variables_meta = {"variables_shards": index.num_shards}
     elif (folder / "variables").is_dir() and any((folder / "variables").iterdir()):
         warnings.append("variables/ holds no variables.index: variable values are missing")
-    layers, keras_facts = _keras_layers(folder, warnings)
+    layers, keras_facts = _keras_layers(folder, selected, warnings)
     info = selected.meta_info_def
     producer_other = {}
     if info.tensorflow_git_version:

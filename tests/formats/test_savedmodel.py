@@ -1,0 +1,86 @@
+"""SavedModel reader: folder forms, text format, serving layout, functions, refusals."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import tfmodelkit
+from tfmodelkit.errors import CorruptFileError, FormatError, UnsupportedError
+from tfmodelkit.formats import savedmodel
+
+TWO_VERSIONS = "savedmodel/tfserving_saved_model_half_plus_two_2_versions"
+TF2 = "savedmodel/tfserving_saved_model_half_plus_two_tf2_cpu/00000123"
+
+
+def test_serving_base_folder_uses_highest_version(corpus):
+    desc = tfmodelkit.read(corpus / TWO_VERSIONS)
+    assert desc.path.endswith("00000124")
+    assert any("highest version 00000124" in w for w in desc.warnings)
+
+
+def test_saved_model_pb_file_path_means_its_folder(corpus):
+    desc = tfmodelkit.read(corpus / TF2 / "saved_model.pb")
+    assert desc.format == "savedmodel" and desc.path.endswith("00000123")
+
+
+def test_text_format(corpus):
+    text = tfmodelkit.read(corpus / "savedmodel/tf_half_plus_two_pbtxt/00000123")
+    binary = tfmodelkit.read(corpus / "savedmodel/tf_half_plus_two/00000123")
+    assert text.metadata["encoding"].startswith("text")
+    assert [(s.key, s.inputs, s.outputs) for s in text.signatures] == [
+        (s.key, s.inputs, s.outputs) for s in binary.signatures
+    ]
+    assert dict(text.ops) == dict(binary.ops)
+
+
+def test_tf2_model_facts(corpus):
+    desc = tfmodelkit.read(corpus / TF2)
+    assert desc.producer.tensorflow
+    assert desc.metadata["fingerprint"]["saved_model_checksum"] > 0
+    assert desc.functions and all(f.path for f in desc.functions)
+    assert [a.path for a in desc.assets] == ["assets/foo.txt"]
+    assert any(s.hidden for s in desc.signatures) and "__saved_model_init_op" not in [
+        s.key for s in desc.visible_signatures()
+    ]
+
+
+def test_keras_metadata_layers(corpus):
+    desc = tfmodelkit.read(corpus / "savedmodel/tfkeras_lso_savedmodel_tf2.2")
+    assert desc.layers and desc.metadata.get("class_name")
+
+
+def test_chunked_savedmodel_is_refused_clearly(tmp_path):
+    (tmp_path / "saved_model.cpb").write_bytes(b"\x00" * 64)
+    with pytest.raises(UnsupportedError, match="chunked SavedModel"):
+        tfmodelkit.read(tmp_path)
+
+
+def test_damaged_graph(corpus, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(corpus / TF2, folder)
+    (folder / "saved_model.pb").write_bytes((folder / "saved_model.pb").read_bytes()[:500])
+    with pytest.raises(CorruptFileError, match="saved_model.pb"):
+        tfmodelkit.read(folder)
+    report = tfmodelkit.check(folder)
+    assert not report.ok
+
+
+def test_variables_without_graph(tmp_path):
+    (tmp_path / "variables").mkdir()
+    with pytest.raises(FormatError, match="saved_model.pb"):
+        tfmodelkit.read(tmp_path)
+
+
+def test_tag_set_selection(corpus):
+    desc = tfmodelkit.read(corpus / TF2, tags="serve")
+    assert desc.metadata["selected_tags"] == ["serve"]
+    with pytest.raises(tfmodelkit.NotFoundError, match="tag set"):
+        tfmodelkit.read(corpus / TF2, tags="train")
+
+
+def test_op_census_counts_function_bodies(corpus):
+    model = savedmodel.load_proto(corpus / TF2)
+    graph_only = len(model.meta_graphs[0].graph_def.node)
+    assert sum(savedmodel.op_census(model.meta_graphs[0]).values()) > graph_only
