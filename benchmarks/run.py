@@ -60,14 +60,14 @@ def _first_existing(*paths: Path) -> Path | None:
 def cases() -> list[tuple[str, list[str], list[str] | None, str]]:
     out: list[tuple[str, list[str], list[str] | None, str]] = []
     sm = _first_existing(
-        ROOT / "fixtures/savedmodel/keras_functional",
+        ROOT / "fixtures/savedmodel/tfkeras_functional",
         CORPUS / "savedmodel/tfserving_saved_model_half_plus_two_tf2_cpu/00000123",
     )
     cli = shutil.which("saved_model_cli", path=str(BIN)) or shutil.which("saved_model_cli")
     if sm is not None:
         theirs = [cli, "show", "--all", "--dir", str(sm)] if cli else None
         out.append((f"signatures {sm.relative_to(sm.parents[1])}", _modelinspect("signatures", str(sm)), theirs, ">= 10x"))
-    ck = _first_existing(ROOT / "fixtures/checkpoint/subclassed/ckpt-1", CORPUS / "checkpoint/tf_mnist_stale_state/model.ckpt-46900")
+    ck = _first_existing(ROOT / "fixtures/checkpoint/keras3_subclassed/ckpt", CORPUS / "checkpoint/tf_mnist_stale_state/model.ckpt-46900")
     if ck is not None:
         theirs = [sys.executable, "-m", "tensorflow.python.tools.inspect_checkpoint", f"--file_name={ck}"]
         out.append((f"weights {ck.parent.name}/{ck.name}", _modelinspect("weights", str(ck)), theirs, ">= 10x"))

@@ -14,15 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 STEPS = [
-    ("summary", "fixtures/savedmodel/keras_functional"),
-    ("signatures", "fixtures/savedmodel/keras_functional"),
-    ("weights", "fixtures/checkpoint/subclassed"),
-    ("weights --stats --include-optimizer --match dense", "fixtures/checkpoint/subclassed"),
-    ("layers", "fixtures/keras_h5/tfkeras_full.h5"),
-    ("summary", "fixtures/keras_zip/functional.keras"),
-    ("signatures", "fixtures/tflite/int8.tflite"),
-    ("ops", "fixtures/tflite/float32.tflite"),
-    ("check", "fixtures/checkpoint/subclassed"),
+    ("summary", "fixtures/savedmodel/keras3_two_io"),
+    ("signatures", "fixtures/savedmodel/keras3_two_io"),
+    ("weights", "fixtures/checkpoint/keras3_subclassed"),
+    ("weights --stats --include-optimizer --match hidden", "fixtures/checkpoint/keras3_subclassed"),
+    ("layers", "fixtures/keras_h5/tfkeras_full_adam.h5"),
+    ("summary", "fixtures/keras_zip/functional_multi_io.keras"),
+    ("signatures", "fixtures/tflite/mlp_int8.tflite"),
+    ("ops", "fixtures/tflite/two_io_float32.tflite"),
+    ("check", "fixtures/checkpoint/sharded"),
 ]
 
 
