@@ -106,7 +106,7 @@ def _summary(d: dict[str, Any], doc: _Doc) -> None:
     doc.pairs(
         [
             ("producer", ", ".join(f"{k} {v}" for k, v in d["producer"].items())),
-            ("signatures", ", ".join(d["signatures"]) or "none"),
+            ("signatures", ", ".join(d["signatures"]) or (None if d["format"] == "checkpoint" else "none")),
             ("weights", f"{w['count']} tensors ({roles})" if w["count"] else "none"),
             ("model parameters", f"{w['model_parameters']:,} ({fmt_bytes(w['model_nbytes'])})"),
             ("all tensor bytes", fmt_bytes(w["total_nbytes"])),
@@ -114,10 +114,19 @@ def _summary(d: dict[str, Any], doc: _Doc) -> None:
             ("ops", f"{d['ops']['total']} nodes of {d['ops']['kinds']} kinds" if d["ops"]["total"] else None),
             ("functions", d["functions"] or None),
             ("assets", ", ".join(d["assets"])),
-            *[(k, _short(v)) for k, v in meta.items()],
+            *[(k, _short(v)) for k, v in meta.items() if _is_simple(v)],
         ]
     )
     doc.warnings(d["warnings"])
+
+
+def _is_simple(v: Any) -> bool:
+    """Metadata worth a table row: scalars and short flat lists (JSON output has the rest)."""
+    if isinstance(v, dict):
+        return False
+    if isinstance(v, list):
+        return all(isinstance(x, (str, int, float)) for x in v) and len(json.dumps(v)) <= 100
+    return True
 
 
 def _short(v: Any) -> Any:
