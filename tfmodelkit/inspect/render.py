@@ -246,8 +246,8 @@ def _diff(d: dict[str, Any], doc: _Doc) -> None:
         doc.table([[n] for n in d["only_in_a"]], ["only in A"])
     if d["only_in_b"]:
         doc.table([[n] for n in d["only_in_b"]], ["only in B"])
-    for line in d["signature_changes"]:
-        doc.line(line)
+    if d["signature_changes"]:
+        doc.line("\n".join(d["signature_changes"]))
     doc.line("identical" if d["identical"] else "different")
 
 

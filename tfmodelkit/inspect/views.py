@@ -258,8 +258,8 @@ def _max_abs_diff(wa: Weight, wb: Weight) -> float | None:
     va, vb = wa.read(), wb.read()
     if va.dtype == object or vb.dtype == object:
         return None if np.array_equal(va, vb) else float("inf")
-    a64 = np.asarray(va, dtype=np.complex128 if va.dtype.kind == "c" else np.float64)
-    b64 = np.asarray(vb, dtype=np.complex128 if vb.dtype.kind == "c" else np.float64)
+    a64 = np.atleast_1d(np.asarray(va, dtype=np.complex128 if va.dtype.kind == "c" else np.float64))
+    b64 = np.atleast_1d(np.asarray(vb, dtype=np.complex128 if vb.dtype.kind == "c" else np.float64))
     if a64.size == 0:
         return 0.0
     both_nan = np.isnan(a64) & np.isnan(b64)
