@@ -1,0 +1,203 @@
+"""Verify one model against another: same inputs into both runners, outputs compared.
+
+This is what ``modelconv <conversion>`` runs after writing its result (reference = the source,
+candidate = the artifact) and what ``modelconv verify A B`` runs as a pre-deploy gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..description import TensorSpec
+from .compare import DEFAULT_ATOL, DEFAULT_RTOL, MATCHED_MISMATCH, VerificationReport, compare
+from .inputs import DEFAULT_BATCH, DEFAULT_DIM, generate_inputs
+from .runners import Runner, runner_for
+
+
+def _family(dtype: str) -> str:
+    if dtype == "bool":
+        return "bool"
+    if dtype == "string":
+        return "string"
+    if dtype.startswith(("int", "uint", "qint", "quint")):
+        return "int"
+    if dtype.startswith("complex"):
+        return "complex"
+    return "float"
+
+
+def _dims_agree(a: TensorSpec, b: TensorSpec) -> bool:
+    if a.shape is None or b.shape is None:
+        return True
+    if len(a.shape) != len(b.shape):
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(a.shape, b.shape, strict=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class InputMatch:
+    """How the reference's inputs map onto the candidate's."""
+
+    #: (reference name, candidate name) pairs.
+    pairs: tuple[tuple[str, str], ...]
+    #: "name", "position" or "mismatch".
+    matched_by: str
+    problem: str | None = None
+
+
+def match_inputs(reference: Sequence[TensorSpec], candidate: Sequence[TensorSpec]) -> InputMatch:
+    """Pair inputs by name; by position when the names differ but kinds and shapes agree in order."""
+    r_names, c_names = [s.name for s in reference], [s.name for s in candidate]
+    by_name = {s.name: s for s in candidate}
+    if set(r_names) == set(c_names):
+        bad = [
+            s.name
+            for s in reference
+            if _family(s.dtype) != _family(by_name[s.name].dtype) or not _dims_agree(s, by_name[s.name])
+        ]
+        if bad:
+            details = ", ".join(
+                f"{n}: {_spec_text(next(s for s in reference if s.name == n))} vs {_spec_text(by_name[n])}"
+                for n in bad
+            )
+            return InputMatch((), MATCHED_MISMATCH, f"inputs differ in dtype or shape ({details})")
+        return InputMatch(tuple((n, n) for n in r_names), "name")
+    if len(reference) == len(candidate) and all(
+        _family(r.dtype) == _family(c.dtype) and _dims_agree(r, c)
+        for r, c in zip(reference, candidate, strict=True)
+    ):
+        return InputMatch(tuple(zip(r_names, c_names, strict=True)), "position")
+    return InputMatch(
+        (),
+        MATCHED_MISMATCH,
+        f"the models take different inputs (reference: {', '.join(map(_spec_text, reference)) or 'none'}; "
+        f"candidate: {', '.join(map(_spec_text, candidate)) or 'none'})",
+    )
+
+
+def _spec_text(s: TensorSpec) -> str:
+    shape = "?" if s.shape is None else "[" + ",".join("?" if d is None else str(d) for d in s.shape) + "]"
+    return f"{s.name} {s.dtype}{shape}"
+
+
+def _merged_shapes(
+    reference: Sequence[TensorSpec],
+    candidate: Mapping[str, TensorSpec],
+    match: InputMatch,
+    batch: int,
+    given: Mapping[str, Sequence[int]],
+) -> dict[str, list[int]]:
+    """Full shapes for reference inputs whose dynamic dims the candidate fixes (a batch-1 TFLite model)."""
+    out: dict[str, list[int]] = {}
+    cand_of = dict(match.pairs)
+    for spec in reference:
+        if spec.name in given:
+            continue
+        other = candidate.get(cand_of.get(spec.name, ""))
+        if other is None or other.shape is None:
+            continue
+        if spec.shape is None:
+            if all(d is not None for d in other.shape):
+                out[spec.name] = [int(d) for d in other.shape]  # type: ignore[arg-type]
+            continue
+        if not any(d is None and o is not None for d, o in zip(spec.shape, other.shape, strict=True)):
+            continue
+        dims = []
+        for i, (d, o) in enumerate(zip(spec.shape, other.shape, strict=True)):
+            dims.append(d if d is not None else o if o is not None else (batch if i == 0 else DEFAULT_DIM))
+        out[spec.name] = [int(d) for d in dims]
+    return out
+
+
+def quantized_tolerances(
+    runner: Any, steps: float, atol: float = DEFAULT_ATOL
+) -> dict[str, tuple[float, None]]:
+    """Per-output ``(atol, None)`` of ``steps`` output quantization steps for dequantized outputs."""
+    out: dict[str, tuple[float, None]] = {}
+    for name, q in getattr(runner, "dequantized_outputs", {}).items():
+        out[name] = (max(float(atol), float(steps) * max(abs(s) for s in q.scale)), None)
+    return out
+
+
+def verify(
+    reference: Runner | str | os.PathLike[str],
+    candidate: Runner | str | os.PathLike[str],
+    *,
+    feed: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    per_output: Mapping[str, tuple[float | None, float | None]] | None = None,
+    quantized_steps: float | None = None,
+) -> VerificationReport:
+    """Run ``reference`` and ``candidate`` (runners or model paths) on one batch and compare.
+
+    The batch is ``feed`` or, by default, :func:`generate_inputs` over the reference's inputs
+    (dynamic dims the candidate fixes take the candidate's size). Inputs pair by name, or by
+    position when the names differ but kinds and shapes agree. ``quantized_steps``, when given,
+    sets the default atol of every output the candidate dequantized to that many output
+    quantization steps (explicit ``per_output`` entries win). A failed verification is a report
+    with ``ok=False``; :meth:`VerificationReport.raise_if_failed` turns it into CheckFailed.
+    """
+    ref = runner_for(reference) if isinstance(reference, str | os.PathLike) else reference
+    cand = runner_for(candidate) if isinstance(candidate, str | os.PathLike) else candidate
+    context: dict[str, Any] = {
+        "reference": ref.describe(),
+        "candidate": cand.describe(),
+        "seed": seed if feed is None else None,
+        "inputs_source": "generated" if feed is None else "given",
+    }
+    match = match_inputs(ref.inputs, cand.inputs)
+    context["inputs_matched_by"] = match.matched_by
+    if match.problem:
+        return VerificationReport(
+            outputs=(), matched_by=MATCHED_MISMATCH, ok=False, atol=atol, rtol=rtol,
+            notes=(match.problem,), context=context,
+        )  # fmt: skip
+    notes: list[str] = []
+    if match.matched_by == "position":
+        renamed = ", ".join(f"{r} -> {c}" for r, c in match.pairs if r != c)
+        notes.append(f"input names differ; fed by position ({renamed})")
+    if feed is None:
+        merged = _merged_shapes(ref.inputs, {s.name: s for s in cand.inputs}, match, batch, shapes or {})
+        feed = generate_inputs(
+            ref.inputs, seed=seed, batch=batch, shapes={**merged, **(shapes or {})}, ranges=ranges
+        )
+    context["inputs"] = {
+        k: {"dtype": str(np.asarray(v).dtype), "shape": list(np.shape(v))} for k, v in feed.items()
+    }
+    expected = ref.run(feed)
+    cand_feed = {c: feed[r] for r, c in match.pairs if r in feed}
+    actual = cand.run(cand_feed)
+
+    tolerances: dict[str, tuple[float | None, float | None]] = {}
+    dequantized = dict(getattr(cand, "dequantized_outputs", {}))
+    for name, q in dequantized.items():
+        scale = ", ".join(f"{s:.4g}" for s in q.scale[:4]) + (" ..." if len(q.scale) > 4 else "")
+        notes.append(f"candidate output {name} was dequantized from {q.dtype} (scale {scale})")
+    if quantized_steps is not None:
+        tolerances.update(quantized_tolerances(cand, quantized_steps, atol))
+    tolerances.update(per_output or {})
+    report = compare(expected, actual, atol=atol, rtol=rtol, per_output=tolerances, notes=notes)
+    if not report.ok and dequantized and quantized_steps is None:
+        report = dataclasses.replace(
+            report,
+            notes=(
+                *report.notes,
+                "quantized outputs rarely match float ones to 1e-5 (a full-int8 MLP is typically 2-4 "
+                "output steps off); allow a few steps (quantized_steps=4) or set per-output tolerances",
+            ),
+        )
+    return dataclasses.replace(
+        report,
+        context=context,
+        arrays={"inputs": dict(feed), "expected": expected, "actual": actual},
+    )

@@ -1,0 +1,142 @@
+"""Plain-text rendering of a :class:`VerificationReport` (the JSON form is ``report.as_dict()``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compare import ErrorHistogram, OutputComparison, VerificationReport
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.3g}"
+
+
+def _value(v: Any) -> str:
+    # 9 significant digits tell any two float32 values apart without float64 noise.
+    return f"{v:.9g}" if isinstance(v, float) else repr(v)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def format_histogram(h: ErrorHistogram | None, width: int = 30) -> list[str]:
+    """Bars of absolute error per decade, zero errors and non-finite mismatches first."""
+    if h is None:
+        return []
+    rows: list[tuple[str, int]] = []
+    if h.zero:
+        rows.append(("0", h.zero))
+    rows.extend((f"({h.edges[i]:.0e}, {h.edges[i + 1]:.0e}]", c) for i, c in enumerate(h.counts))
+    if h.nonfinite:
+        rows.append(("NaN/Inf mismatch", h.nonfinite))
+    top = max((c for _, c in rows), default=0)
+    label_w = max((len(label) for label, _ in rows), default=0)
+    return [
+        f"{label.rjust(label_w)} | {'#' * (round(width * c / top) if top else 0)} {c}" for label, c in rows
+    ]
+
+
+def _row(o: OutputComparison) -> list[str]:
+    name = o.name if o.name == o.actual_name else f"{o.name}~{o.actual_name}"
+    shape = (
+        _shape(o.expected_shape) if o.shape_match else f"{_shape(o.expected_shape)}/{_shape(o.actual_shape)}"
+    )
+    dtype = o.expected_dtype if o.dtype_match else f"{o.expected_dtype}/{o.actual_dtype}"
+    failing = f"{o.failing}/{o.size}" if o.size else "0"
+    return [
+        "ok" if o.ok else "FAIL",
+        name,
+        shape,
+        dtype,
+        _num(o.max_abs_error),
+        _num(o.mean_abs_error),
+        _num(o.p99_abs_error),
+        _num(o.max_rel_error),
+        failing,
+        "exact" if o.exact else _num(o.min_atol) if o.min_atol is not None else "none",
+        "-" if o.top1_agreement is None else f"{o.top1_agreement:.0%}",
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+
+
+def _side(label: str, d: Any) -> str | None:
+    if not isinstance(d, dict):
+        return None
+    extra = []
+    if d.get("signature"):
+        extra.append(f"signature {d['signature']}")
+    if d.get("loader"):
+        extra.append(f"loader {d['loader']}")
+    versions = ", ".join(f"{k} {v}" for k, v in (d.get("versions") or {}).items() if v)
+    if versions:
+        extra.append(versions)
+    return f"{label}: {d.get('backend')} {d.get('path')}" + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def format_report(report: VerificationReport, histograms: bool = True) -> str:
+    """The report for a terminal: verdict, both sides, one row per output, worst elements, notes."""
+    how = {
+        "name": "outputs matched by name",
+        "position": "outputs matched by position",
+        "mismatch": "the outputs differ" if report.outputs or report.missing or report.extra else "not run",
+    }.get(report.matched_by, report.matched_by)
+    lines = [
+        f"verification {'passed' if report.ok else 'FAILED'} (atol {report.atol:g}, rtol {report.rtol:g}; {how})"
+    ]
+    for label in ("reference", "candidate"):
+        line = _side(label, report.context.get(label))
+        if line:
+            lines.append(line)
+    inputs = report.context.get("inputs")
+    if isinstance(inputs, dict) and inputs:
+        seed = report.context.get("seed")
+        src = f"seed {seed}" if seed is not None else "given"
+        lines.append(
+            f"inputs ({src}): "
+            + ", ".join(f"{k} {v.get('dtype')}{_shape(tuple(v.get('shape', ())))}" for k, v in inputs.items())
+        )
+    if report.outputs:
+        header = ["", "output", "shape", "dtype", "max abs", "mean abs", "p99 abs", "max rel", "failing",
+                  "min atol", "top-1"]  # fmt: skip
+        lines.append("")
+        lines.extend(_table(header, [_row(o) for o in report.outputs]))
+    for o in report.outputs:
+        details = []
+        if o.problem:
+            details.append(o.problem)
+        elif not o.ok or (o.max_abs_error or 0) > 0:
+            if o.worst_index is not None:
+                details.append(
+                    f"worst at {list(o.worst_index)}: expected {_value(o.worst_expected)}, "
+                    f"got {_value(o.worst_actual)}"
+                )
+            if not o.exact and (o.atol, o.rtol) != (report.atol, report.rtol):
+                details.append(f"tolerance atol {o.atol:g}, rtol {o.rtol:g}")
+            nonfinite = (o.expected_nan, o.expected_inf, o.actual_nan, o.actual_inf)
+            if any(nonfinite):
+                details.append("NaN/Inf expected {}/{}, actual {}/{}".format(*nonfinite))
+        if not details and not (histograms and o.histogram and o.histogram.counts):
+            continue
+        lines.append("")
+        lines.append(f"{o.name}:")
+        lines.extend(f"  {d}" for d in details)
+        if histograms and o.histogram is not None and (o.histogram.counts or o.histogram.nonfinite):
+            lines.append("  |abs error| histogram:")
+            lines.extend(f"    {h}" for h in format_histogram(o.histogram))
+    if report.missing:
+        lines.append(f"missing outputs: {', '.join(report.missing)}")
+    if report.extra:
+        lines.append(f"unexpected outputs: {', '.join(report.extra)}")
+    if report.notes:
+        lines.append("")
+        lines.extend(f"note: {n}" for n in report.notes)
+    return "\n".join(lines)
