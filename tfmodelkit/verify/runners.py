@@ -88,8 +88,9 @@ class QuantParams:
 
 
 @contextlib.contextmanager
-def quiet_fds() -> Iterator[None]:
-    """Silence what native code writes to stdout/stderr; replay it if the block raises.
+def quiet_fds(replay: bool = True) -> Iterator[None]:
+    """Silence what native code writes to stdout/stderr; replay it if the block raises
+    (unless ``replay`` is False: callers that turn the failure into one clear line).
 
     TF 2.21 logs its oneDNN banner through absl before logging is initialised, so
     TF_CPP_MIN_LOG_LEVEL does not stop it; LiteRT prints an XNNPACK line on first use.
@@ -120,7 +121,7 @@ def quiet_fds() -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-            if failed:
+            if failed and (replay or os.environ.get("TFMODELKIT_DEBUG")):
                 sink.seek(0)
                 text = sink.read().decode(errors="replace")
                 if text.strip():
@@ -549,8 +550,15 @@ class KerasRunner(BaseRunner):
 
     backend = "keras"
 
-    def __init__(self, path: str | os.PathLike[str], safe_mode: bool = True, loader: str = "auto") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        safe_mode: bool = True,
+        loader: str = "auto",
+        custom_objects: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(path)
+        self.custom_objects = dict(custom_objects or {})
         if loader not in ("auto", "keras", "tf_keras"):
             raise UserError(f"unknown Keras loader {loader!r}; choose auto, keras or tf_keras")
         from ..formats import detect
@@ -589,7 +597,10 @@ class KerasRunner(BaseRunner):
             keras = import_keras("running a Keras model")
             try:
                 with quiet_fds():
-                    model = keras.saving.load_model(str(self.path), safe_mode=self.safe_mode, compile=False)
+                    model = keras.saving.load_model(
+                        str(self.path), safe_mode=self.safe_mode, compile=False,
+                        custom_objects=self.custom_objects or None,
+                    )  # fmt: skip
                 self.loader = "keras"
                 return model
             except Exception as e:
@@ -610,10 +621,13 @@ class KerasRunner(BaseRunner):
             with quiet_fds():
                 if self.format == "keras_zip":
                     model = tf_keras.models.load_model(
-                        str(self.path), safe_mode=self.safe_mode, compile=False
-                    )
+                        str(self.path), safe_mode=self.safe_mode, compile=False,
+                        custom_objects=self.custom_objects or None,
+                    )  # fmt: skip
                 else:  # the legacy loader ignores safe_mode: the config was checked above
-                    model = tf_keras.models.load_model(str(self.path), compile=False)
+                    model = tf_keras.models.load_model(
+                        str(self.path), compile=False, custom_objects=self.custom_objects or None
+                    )
         except Exception as e:
             errors.append(f"tf_keras: {type(e).__name__}: {_first_line(e, 200)}")
             raise UserError(f"{self.path}: no Keras can load it ({'; '.join(errors)})") from None
@@ -656,6 +670,30 @@ class KerasRunner(BaseRunner):
                 op = getattr(history, "operation", None) or getattr(history, "layer", None)
                 out_names.append(getattr(op, "name", None) or f"output_{i}")
         self.outputs = tuple(_keras_spec(n, t) for n, t in zip(out_names, outputs, strict=True))
+
+    @classmethod
+    def from_model(cls, model: Any, path: str | os.PathLike[str], loader: str, notes: Sequence[str] = ()) -> KerasRunner:
+        """A runner over a model that is already built (weights-only files, legacy upgrades)."""
+        runner = cls.__new__(cls)
+        BaseRunner.__init__(runner, path)
+        runner.custom_objects = {}
+        runner.format = "keras_h5" if Path(path).suffix.lower() in (".h5", ".hdf5") else "keras_zip"
+        runner.safe_mode = True
+        runner.loader = loader
+        runner.notes.extend(notes)
+        runner._model = model
+        runner._bind()
+        return runner
+
+    @property
+    def model(self) -> Any:
+        """The loaded Keras model (Keras 3 or tf_keras)."""
+        return self._model
+
+    @property
+    def feed_kind(self) -> str:
+        """How the model takes its inputs: "dict", "list" or "single"."""
+        return self._feed_kind
 
     # Running ------------------------------------------------------------------------------
 

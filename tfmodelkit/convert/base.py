@@ -1,0 +1,218 @@
+"""What every conversion shares: staged (atomic) output, progress, verification, the report.
+
+A conversion writes into a temporary sibling of the destination, verifies it there, and
+only then renames it into place. Temporary siblings are named
+``.<destination name>.tfmodelkit-partial-<pid>``: a run that was killed leaves one behind,
+and the next run for the same destination removes it once its process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+PARTIAL_MARK = ".tfmodelkit-partial-"
+OLD_MARK = ".tfmodelkit-old-"
+
+#: Default tolerances per route kind (abs, rel). Float32 routes must match to 1e-5; quantized
+#: ones cannot, so their defaults are looser (int8 uses output quantization steps instead).
+TOLERANCES = {
+    "float32": (1e-5, 1e-5),
+    "float16": (1e-2, 1e-2),
+    "dynamic": (2e-2, 2e-2),
+}
+#: int8 outputs: default atol = this many output quantization steps.
+INT8_STEPS = 4.0
+
+
+@dataclass
+class VerifyOptions:
+    """How a conversion proves itself."""
+
+    enabled: bool = True
+    inputs: str | None = None  # an .npz of inputs
+    seed: int = 0
+    batch: int = 2
+    atol: float | None = None  # None: the route's default
+    rtol: float | None = None
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    source_format: str
+    destination: str
+    route: list[str]
+    loader: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    verification: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    ok: bool = True
+    kept_failed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Progress:
+    """Stage lines on stderr (``modelconv: [stage] ...``) and per-stage timings."""
+
+    def __init__(self, report: ConversionReport, quiet: bool = False, prog: str = "modelconv") -> None:
+        self.report = report
+        self.quiet = quiet
+        self.prog = prog
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(f"{self.prog}: {text}", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def stage(self, name: str, text: str) -> Iterator[None]:
+        self.say(f"[{name}] {text}")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.report.timings[name] = round(self.report.timings.get(name, 0.0) + elapsed, 4)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def clean_leftovers(destination: Path) -> list[str]:
+    """Remove partial outputs of earlier runs for ``destination`` whose process is gone."""
+    removed = []
+    parent = destination.parent
+    if not parent.is_dir():
+        return removed
+    for mark in (PARTIAL_MARK, OLD_MARK):
+        prefix = f".{destination.name}{mark}"
+        for child in parent.iterdir():
+            if child.name.startswith(prefix):
+                pid_text = child.name[len(prefix) :].split(".")[0]
+                if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                    _remove(child)
+                    removed.append(child.name)
+    return removed
+
+
+class Stage:
+    """A temporary sibling of the destination that becomes it on :meth:`commit`."""
+
+    def __init__(self, destination: Path, overwrite: bool) -> None:
+        self.destination = destination
+        self.overwrite = overwrite
+        self.path = destination.parent / f".{destination.name}{PARTIAL_MARK}{os.getpid()}"
+        self.committed = False
+
+    def commit(self) -> None:
+        """Move the staged result into place; an existing destination is replaced whole."""
+        dst = self.destination
+        backup = None
+        if dst.exists() or dst.is_symlink():
+            if not self.overwrite:  # appeared while we worked
+                raise UserError(f"{dst} appeared during the conversion; not replacing it (use --overwrite)")
+            backup = dst.parent / f".{dst.name}{OLD_MARK}{os.getpid()}"
+            os.replace(dst, backup)
+        os.replace(self.path, dst)
+        self.committed = True
+        if backup is not None:
+            _remove(backup)
+
+
+@contextmanager
+def staged_output(destination: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Stage]:
+    """A :class:`Stage` for ``destination``; removed again unless committed."""
+    dst = Path(destination)
+    if (dst.exists() or dst.is_symlink()) and not overwrite:
+        raise UserError(f"{dst} already exists; pass --overwrite to replace it")
+    if not dst.parent.exists():
+        raise UserError(f"{dst.parent}: the destination's folder does not exist")
+    clean_leftovers(dst)
+    stage = Stage(dst, overwrite)
+    _remove(stage.path)
+    try:
+        yield stage
+    finally:
+        if not stage.committed:
+            _remove(stage.path)
+
+
+def tolerances(kind: str, options: VerifyOptions) -> tuple[float, float]:
+    atol, rtol = TOLERANCES.get(kind, TOLERANCES["float32"])
+    return (options.atol if options.atol is not None else atol, options.rtol if options.rtol is not None else rtol)
+
+
+def run_verification(
+    reference: Any,
+    candidate: Any,
+    options: VerifyOptions,
+    kind: str,
+    progress: Progress,
+    label: str,
+) -> Any:
+    """Verify ``candidate`` against ``reference`` and record the figures in the report."""
+    from ..verify import format_report, load_inputs, verify
+
+    atol, rtol = tolerances(kind, options)
+    feed = load_inputs(options.inputs, reference.inputs) if options.inputs else None
+    steps = INT8_STEPS if kind == "int8" and options.atol is None else None
+    with progress.stage("verify", f"{label}: running both on the same inputs"):
+        result = verify(
+            reference, candidate, feed=feed, seed=options.seed, batch=options.batch,
+            atol=atol, rtol=rtol, quantized_steps=steps,
+        )  # fmt: skip
+    entry = result.as_dict()
+    entry["label"] = label
+    entry["inputs_file"] = options.inputs
+    progress.report.verification.append(entry)
+    if not progress.quiet:
+        print(format_report(result, histograms=not result.ok), file=sys.stderr, flush=True)
+    return result
+
+
+def summary_line(report: ConversionReport) -> str:
+    total = sum(report.timings.values())
+    verdicts = [("verified" if v.get("ok") else "FAILED verification") for v in report.verification]
+    verdict = ", ".join(verdicts) if verdicts else "not verified"
+    return f"{report.source} -> {report.destination} ({' -> '.join(report.route)}; {verdict}; {total:.1f} s)"
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,213 @@
+"""SavedModel -> TFLite with ``tf.lite.TFLiteConverter.from_saved_model``, verified with LiteRT.
+
+Quantization modes: ``none`` (float32), ``dynamic`` (int8 weights, float activations),
+``float16`` (float16 weights) and ``int8`` (full integer, int8 inputs and outputs, calibrated
+on ``--calibration-data`` or, with a warning, on generated inputs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..formats import savedmodel as savedmodel_format
+from .base import ConversionReport, Progress, VerifyOptions, run_verification, staged_output
+
+QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
+CALIBRATION_BATCHES = 16
+
+
+def _signature_keys(src: Path, signature: str | None, all_signatures: bool) -> list[str]:
+    import tfmodelkit
+
+    desc = tfmodelkit.read(src, format="savedmodel")
+    keys = [s.key for s in desc.visible_signatures() if "serve" in s.tags]
+    if not keys:
+        raise UserError(f"{src}: no serving signature to convert (signatures: none with tag 'serve')")
+    if all_signatures:
+        return keys
+    wanted = signature or "serving_default"
+    if wanted not in keys:
+        raise UserError(f"{src}: no signature {wanted!r}; it has {', '.join(keys)} (use --signature KEY)")
+    return [wanted]
+
+
+def _calibration(src: Path, key: str, data: str | None, seed: int, progress: Progress) -> Any:
+    """A representative dataset generator for int8 calibration."""
+    from ..verify import SavedModelRunner, generate_inputs, load_inputs
+
+    runner = SavedModelRunner(src, signature=key)
+    if data:
+        arrays = load_inputs(data, runner.inputs)
+        first = next(iter(arrays.values()))
+        count = int(first.shape[0]) if first.ndim else 1
+
+        def dataset() -> Any:
+            for i in range(count):
+                yield {k: v[i : i + 1] for k, v in arrays.items()}
+
+        return dataset
+    message = (
+        "int8 calibration on generated inputs (uniform in [-1, 1)): the quantization ranges may not "
+        "fit real data; pass --calibration-data data.npz with representative inputs"
+    )
+    progress.report.warnings.append(message)
+    progress.say(f"warning: {message}")
+
+    def generated() -> Any:
+        for i in range(CALIBRATION_BATCHES):
+            yield generate_inputs(runner.inputs, seed=seed + i, batch=1)
+
+    return generated
+
+
+_UNSUPPORTED_OP = re.compile(r"'tf\.([A-Z][A-Za-z0-9_]*)'")
+
+
+def _keeps_variables(flatbuffer: bytes) -> bool:
+    """Whether a converted model still reads resource variables (they were not frozen)."""
+    import tempfile
+
+    import tfmodelkit
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(flatbuffer)
+        f.flush()
+        ops = tfmodelkit.read(f.name, format="tflite").ops
+    return "VAR_HANDLE" in ops or "READ_VARIABLE" in ops
+
+
+def _concrete_converter(tf: Any, original: Any, loaded: Any, keys: list[str]) -> Any:
+    """The same conversion settings on the loaded model's signature functions."""
+    functions = [loaded.signatures[k] for k in keys]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, loaded)
+    for attr in ("optimizations", "representative_dataset", "inference_input_type", "inference_output_type"):
+        setattr(converter, attr, getattr(original, attr))
+    converter.target_spec.supported_ops = original.target_spec.supported_ops
+    converter.target_spec.supported_types = original.target_spec.supported_types
+    return converter
+
+
+def _failed_ops(message: str) -> list[str]:
+    """Op names from the converter's 'ops are not supported' error."""
+    return sorted(set(_UNSUPPORTED_OP.findall(message)))
+
+
+def savedmodel_to_tflite(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    signature: str | None = None,
+    all_signatures: bool = False,
+    quantize: str = "none",
+    calibration_data: str | None = None,
+    select_tf_ops: bool = False,
+    tags: str | None = None,
+    verify: VerifyOptions | None = None,
+    overwrite: bool = False,
+    keep_failed: bool = False,
+    quiet: bool = False,
+    reference: Any = None,
+) -> ConversionReport:
+    """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
+
+    ``reference`` (a runner) replaces the SavedModel as the verification reference, e.g. the
+    Keras model when a ``.h5`` is converted through a temporary SavedModel.
+    """
+    from ..verify.runners import SavedModelRunner, TFLiteRunner, import_tensorflow, quiet_fds
+
+    if quantize not in QUANTIZE_MODES:
+        raise UserError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+    if calibration_data and quantize != "int8":
+        raise UserError("--calibration-data is only used with --quantize int8")
+    src_path = savedmodel_format.resolve(src).folder
+    options = verify or VerifyOptions()
+    report = ConversionReport(str(src), "savedmodel", str(dst), ["savedmodel", "tflite"])
+    progress = Progress(report, quiet)
+    keys = _signature_keys(src_path, signature, all_signatures)
+    report.details.update(signatures=keys, quantize=quantize, select_tf_ops=select_tf_ops)
+    with staged_output(dst, overwrite) as stage:
+        with progress.stage("load", "importing TensorFlow's converter"):
+            tf = import_tensorflow("converting to TFLite")
+        with progress.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
+            tag_set = {t.strip() for t in tags.split(",")} if tags else None
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(src_path), signature_keys=keys, tags=tag_set)
+            ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if quantize in ("dynamic", "float16", "int8"):
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if quantize == "float16":
+                converter.target_spec.supported_types = [tf.float16]
+            if quantize == "int8":
+                converter.representative_dataset = _calibration(
+                    src_path, keys[0], calibration_data, options.seed, progress
+                )
+                ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+            if select_tf_ops:
+                ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+            converter.target_spec.supported_ops = ops
+            try:
+                try:
+                    with quiet_fds(replay=False):
+                        flatbuffer = converter.convert()
+                    unfrozen = _keeps_variables(flatbuffer)
+                except Exception as e:
+                    if "READ_VARIABLE" not in str(e) and "read_variable" not in str(e):
+                        raise
+                    unfrozen = True
+                if unfrozen:
+                    # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
+                    # written by tf.saved_model.save around a Keras model (Keras's own
+                    # model.export is fine): the flatbuffer keeps VAR_HANDLE/READ_VARIABLE ops that
+                    # read uninitialized memory, and int8 calibration fails in READ_VARIABLE.
+                    # Converting the loaded signatures as concrete functions freezes them.
+                    loaded = tf.saved_model.load(str(src_path), tags=list(tag_set) if tag_set else None)
+                    converter = _concrete_converter(tf, converter, loaded, keys)
+                    report.details["converter_path"] = "concrete functions (variables frozen)"
+                    with quiet_fds(replay=False):
+                        flatbuffer = converter.convert()
+            except Exception as e:
+                text = str(e)
+                failed = _failed_ops(text)
+                if failed and not select_tf_ops:
+                    raise UserError(
+                        f"{src}: ops not supported by TFLite builtins: {', '.join(failed)}; retry with "
+                        "--select-tf-ops (needs the Flex delegate at run time) or change the model"
+                    ) from None
+                first = next((ln for ln in text.splitlines() if "error" in ln.lower()), text.splitlines()[0] if text else "")
+                raise UserError(f"{src}: the TFLite converter failed: {first.strip()[:300]}") from None
+            stage.path.write_bytes(flatbuffer)
+        import tfmodelkit
+
+        converted = tfmodelkit.read(stage.path, format="tflite")
+        flex = list(converted.metadata.get("flex_ops", []))
+        report.details.update(
+            bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
+            custom_ops=list(converted.metadata.get("custom_ops", [])),
+        )  # fmt: skip
+        if flex:
+            report.warnings.append(
+                f"the model needs TensorFlow ops through Flex ({', '.join(flex)}): the runtime must link the "
+                "Flex delegate (tensorflow-lite-select-tf-ops on Android, the full TF pip package in Python)"
+            )
+        progress.say(f"[convert] {len(flatbuffer):,} bytes, {sum(converted.ops.values())} ops")
+        if options.enabled:
+            if flex:
+                report.warnings.append("verification skipped: LiteRT cannot run Flex ops without the Flex delegate")
+            else:
+                kind = "float32" if quantize == "none" else quantize
+                for key in keys:
+                    with progress.stage("verify", f"loading {key} in LiteRT"):
+                        ref = reference if reference is not None else SavedModelRunner(src_path, signature=key)
+                        cand = TFLiteRunner(stage.path, signature=key)
+                    label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
+                    result = run_verification(ref, cand, options, kind, progress, label)
+                    report.ok = report.ok and result.ok
+        if report.ok or keep_failed:
+            stage.commit()
+            report.kept_failed = not report.ok
+    return report
