@@ -1,45 +1,196 @@
-"""``modelconv``: conversions between TensorFlow model formats, each verified numerically.
+"""``modelconv``: convert TensorFlow models between formats; every conversion verifies itself.
 
-The conversions land with the conversion work; until then every subcommand says so.
+A thin shell over :mod:`tfmodelkit.convert`: parse options, call one library function,
+print its summary and write its report. TensorFlow is imported only by the conversion.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
-from .common import EXIT_CODES_HELP
+from .common import EXIT_CODES_HELP, atomic_write, run
 
 PROG = "modelconv"
 
-SUBCOMMANDS = {
-    "h5-to-savedmodel": "Keras .h5 (Keras 1/2/3) to a SavedModel with the model's own signature names",
-    "keras-to-savedmodel": "Keras 3 .keras to a SavedModel",
-    "ckpt-to-savedmodel": "checkpoint + model code or architecture to a SavedModel",
-    "savedmodel-to-tflite": "SavedModel to TFLite (float, dynamic, float16, int8)",
-    "convert": "pick the route from the source format and destination suffix",
-    "verify": "run two artifacts on the same inputs and compare their outputs",
-}
+EXIT_HELP = EXIT_CODES_HELP.replace(
+    "1  a check or verification found problems (or diff found differences)",
+    "1  the result did not verify (nothing is left at the destination unless --keep-failed)",
+)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    g.add_argument("--keep-failed", action="store_true", help="keep the result at the destination even if it fails verification")
+    g.add_argument("--report", metavar="FILE.json", help="write the conversion report (route, loader, timings, verification) as JSON")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    v = p.add_argument_group("verification")
+    v.add_argument("--no-verify", action="store_true", help="skip the numerical verification")
+    v.add_argument("--inputs", metavar="X.npz", help="verify on these inputs instead of generated ones")
+    v.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    v.add_argument("--batch", type=int, default=2, help="batch size of the generated inputs (default 2)")
+    v.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic, 4 output steps int8)")
+    v.add_argument("--rtol", type=float, help="relative tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic)")
+    s = p.add_argument_group("safety")
+    s.add_argument("--unsafe", action="store_true", help="allow Python code stored in the model (Lambda layers) to run; only for files you trust")
+    s.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module (its `custom_objects` dict or public classes)")
+
+
+def _keras_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--architecture", metavar="FILE", help="for a weights-only .h5: the architecture as arch.json, a model .h5 or a .keras")
+
+
+def _ckpt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="MODULE:CALLABLE", help="code that builds the model: pkg.module:fn or path/to/file.py:fn")
+    p.add_argument("--architecture", metavar="FILE", help="the model's architecture as arch.json, a model .h5 or a .keras")
+    p.add_argument("--root-key", metavar="KEY", help="the checkpoint's root object holding the model (found from the object graph by default)")
+    p.add_argument("--input-spec", action="append", default=[], metavar="NAME:DTYPE:DIMS", help="a model input, e.g. image:float32:-1,28,28,1 (-1 = dynamic); repeat for several")
+    p.add_argument("--allow-partial", action="store_true", help="proceed when some model variables found no value or checkpoint values went unused")
+
+
+def _tflite_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--signature", metavar="KEY", help="signature to convert (default serving_default)")
+    p.add_argument("--all-signatures", action="store_true", help="keep every serving signature")
+    p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8"), default="none", help="post-training quantization (default none)")
+    p.add_argument("--calibration-data", metavar="DATA.npz", help="representative inputs for --quantize int8 (else generated, with a warning)")
+    p.add_argument("--select-tf-ops", action="store_true", help="allow TensorFlow ops through Flex when TFLite has no builtin for them")
+    p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Convert TensorFlow models between formats and prove each conversion numerically.",
-        epilog=EXIT_CODES_HELP,
+        description="Convert TensorFlow models between formats and prove each conversion numerically: "
+        "the source and the result run on the same inputs and every output is compared.",
+        epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, text in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=f"{text} (not yet available)")
-        p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("h5-to-savedmodel", help="Keras .h5 (Keras 1/2/3) to a SavedModel named like the model")
+    p.add_argument("src", help="the .h5 file")
+    p.add_argument("dst", help="the SavedModel folder to write")
+    _keras_options(p)
+    _common(p)
+
+    p = sub.add_parser("keras-to-savedmodel", help="Keras 3 .keras to a SavedModel named like the model")
+    p.add_argument("src", help="the .keras file")
+    p.add_argument("dst", help="the SavedModel folder to write")
+    _common(p)
+
+    p = sub.add_parser("ckpt-to-savedmodel", help="checkpoint + model code or architecture to a SavedModel")
+    p.add_argument("src", metavar="ckpt", help="checkpoint prefix, .index file or folder")
+    p.add_argument("dst", help="the SavedModel folder to write")
+    _ckpt_options(p)
+    _common(p)
+
+    p = sub.add_parser("savedmodel-to-tflite", help="SavedModel to TFLite (float, dynamic, float16, int8)")
+    p.add_argument("src", help="the SavedModel folder")
+    p.add_argument("dst", help="the .tflite file to write")
+    _tflite_options(p)
+    _common(p)
+
+    p = sub.add_parser("convert", help="any supported route, picked from the source format and the destination (.tflite or a folder)")
+    p.add_argument("src", help="a .h5, .keras, SavedModel or checkpoint")
+    p.add_argument("dst", help="a .tflite file or a SavedModel folder")
+    _ckpt_options(p)
+    _tflite_options(p)
+    _common(p)
     return parser
+
+
+def _verify_options(args: argparse.Namespace) -> Any:
+    from tfmodelkit.convert.base import VerifyOptions
+
+    return VerifyOptions(
+        enabled=not args.no_verify, inputs=args.inputs, seed=args.seed, batch=args.batch, atol=args.atol, rtol=args.rtol
+    )
+
+
+def _common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"verify": _verify_options(args), "overwrite": args.overwrite, "keep_failed": args.keep_failed, "quiet": args.quiet}
+
+
+def _tflite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "signature": args.signature,
+        "all_signatures": args.all_signatures,
+        "quantize": args.quantize,
+        "calibration_data": args.calibration_data,
+        "select_tf_ops": args.select_tf_ops,
+        "tags": args.tag_set,
+    }
+
+
+def _ckpt_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "model": args.model,
+        "architecture": args.architecture,
+        "root_key": args.root_key,
+        "input_specs": tuple(args.input_spec),
+        "allow_partial": args.allow_partial,
+        "unsafe": args.unsafe,
+        "custom_objects": args.custom_objects,
+    }
+
+
+def _convert(args: argparse.Namespace) -> Any:
+    from tfmodelkit.errors import UserError
+
+    if args.command in ("h5-to-savedmodel", "keras-to-savedmodel"):
+        from tfmodelkit.convert.keras_to_savedmodel import keras_to_savedmodel
+        from tfmodelkit.formats import detect
+
+        want = "keras_h5" if args.command == "h5-to-savedmodel" else "keras_zip"
+        fmt = detect(args.src)
+        if fmt != want:
+            other = "keras-to-savedmodel" if fmt == "keras_zip" else "h5-to-savedmodel"
+            hint = f"; use `modelconv {other}`" if fmt in ("keras_h5", "keras_zip") else ""
+            raise UserError(f"{args.src}: a {fmt} file, not what {args.command} converts{hint}")
+        return keras_to_savedmodel(
+            args.src, args.dst, architecture=getattr(args, "architecture", None), unsafe=args.unsafe,
+            custom_objects=args.custom_objects, **_common_kwargs(args),
+        )  # fmt: skip
+    if args.command == "ckpt-to-savedmodel":
+        from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
+
+        return ckpt_to_savedmodel(args.src, args.dst, **_ckpt_kwargs(args), **_common_kwargs(args))
+    if args.command == "savedmodel-to-tflite":
+        from tfmodelkit.convert.savedmodel_to_tflite import savedmodel_to_tflite
+
+        return savedmodel_to_tflite(args.src, args.dst, **_tflite_kwargs(args), **_common_kwargs(args))
+    from tfmodelkit.convert.route import convert
+
+    return convert(args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **_common_kwargs(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tfmodelkit.convert.base import jsonable, summary_line
+
+    report = _convert(args)
+    if args.report:
+        text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                f.write(text)
+
+        atomic_write(args.report, write)
+    print(summary_line(report))
+    if not report.ok:
+        where = "kept at the destination (--keep-failed)" if report.kept_failed else "nothing was written to the destination"
+        print(f"{PROG}: error: the converted model did not verify; {where}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, _unknown = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     if args.version:
         from tfmodelkit import __version__
 
@@ -48,12 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    print(
-        f"{PROG}: error: {args.command} is not available yet in this version of tfmodelkit; "
-        "use `modelinspect` to look inside models meanwhile",
-        file=sys.stderr,
-    )
-    return 2
+    return run(PROG, lambda: _run(args))
 
 
 if __name__ == "__main__":

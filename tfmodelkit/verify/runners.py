@@ -142,10 +142,14 @@ def _silence_python_logs() -> None:
 def import_tensorflow(purpose: str = "this") -> Any:
     """``tensorflow``, imported quietly; a UserError naming the extra when it is not installed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is None:
+    try:
+        missing = "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is None
+    except (ImportError, ValueError):
+        missing = True
+    if missing:
         raise UserError(f"{purpose} needs TensorFlow, from the convert extra: {CONVERT_EXTRA_HINT}")
     try:
-        with quiet_fds():
+        with quiet_fds(replay=False):
             import tensorflow as tf
     except ImportError as e:
         raise UserError(

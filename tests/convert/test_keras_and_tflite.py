@@ -1,0 +1,192 @@
+"""Keras -> SavedModel and SavedModel -> TFLite conversions, checked with TF and LiteRT themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import CORPUS, FIXTURES
+
+tf = pytest.importorskip("tensorflow")
+
+from tfmodelkit.convert.base import VerifyOptions  # noqa: E402
+from tfmodelkit.convert.keras_to_savedmodel import keras_to_savedmodel  # noqa: E402
+from tfmodelkit.convert.route import convert  # noqa: E402
+from tfmodelkit.convert.savedmodel_to_tflite import savedmodel_to_tflite  # noqa: E402
+from tfmodelkit.errors import UserError  # noqa: E402
+
+INDEX = json.loads((FIXTURES / "inputs" / "index.json").read_text())
+KERAS = sorted(k for k, v in INDEX.items() if v["runner"] == "keras")
+
+
+def _io(name: str) -> tuple[dict, dict]:
+    x = dict(np.load(FIXTURES / "inputs" / f"{name}.inputs.npz"))
+    y = dict(np.load(FIXTURES / "inputs" / f"{name}.outputs.npz"))
+    return x, y
+
+
+def _run_savedmodel(folder: Path, feed: dict) -> dict:
+    loaded = tf.saved_model.load(str(folder))
+    fn = loaded.signatures["serving_default"]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feed.items()}).items()}
+
+
+@pytest.mark.parametrize("name", KERAS)
+def test_keras_fixture_to_savedmodel_keeps_names_and_numbers(name, tmp_path):
+    src = FIXTURES / INDEX[name]["model"]
+    report = keras_to_savedmodel(src, tmp_path / "sm", quiet=True)
+    assert report.ok and report.verification[0]["ok"]
+    x, y = _io(name)
+    got = _run_savedmodel(tmp_path / "sm", x)  # TensorFlow itself, keyed by the Keras names
+    assert set(got) == set(y)
+    for k in y:
+        np.testing.assert_allclose(got[k], y[k], rtol=1e-5, atol=1e-5)
+    sig = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    for spec in sig.structured_input_signature[1].values():
+        assert spec.shape[0] is None  # dynamic batch
+
+
+@pytest.mark.parametrize("quantize, atol", [("none", 1e-5), ("float16", 1e-2), ("dynamic", 5e-2), ("int8", None)])
+def test_keras_to_tflite_every_quantization(quantize, atol, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    src = FIXTURES / "keras_zip/functional_multi_io.keras"
+    dst = tmp_path / "m.tflite"
+    report = convert(src, dst, quantize=quantize, quiet=True)
+    assert report.ok and report.route == ["keras_zip", "savedmodel", "tflite"]
+    assert len(report.verification) == 2 and all(v["ok"] for v in report.verification)
+    runner = Interpreter(model_path=str(dst)).get_signature_runner("serving_default")
+    x, y = _io("keras_zip_functional_multi_io")
+    if quantize == "int8":
+        # Calibration used generated inputs in [-1, 1): compare on fresh inputs of that range.
+        from tfmodelkit.verify import KerasRunner, generate_inputs
+
+        keras_runner = KerasRunner(src)
+        x = generate_inputs(keras_runner.inputs, seed=123, batch=4)
+        y = keras_runner.run(x)
+        details = runner.get_input_details()
+        feed = {}
+        for k, v in x.items():
+            scale, zp = details[k]["quantization"]
+            feed[k] = np.clip(np.round(v / scale + zp), -128, 127).astype(np.int8)
+        out = runner(**feed)
+        out_details = runner.get_output_details()
+        got = {k: (v.astype(np.float32) - out_details[k]["quantization"][1]) * out_details[k]["quantization"][0] for k, v in out.items()}
+        for k in y:
+            step = out_details[k]["quantization"][0]
+            # generated calibration (16 samples): a few elements land up to ~12 steps off
+            assert np.max(np.abs(got[k] - y[k])) <= 16 * step
+            assert np.mean(np.abs(got[k] - y[k])) <= 3 * step
+    else:
+        got = runner(**{k: v.astype(np.float32) for k, v in x.items()})
+        assert set(got) == set(y)  # the Keras output names survive the chain
+        for k in y:
+            np.testing.assert_allclose(got[k], y[k], atol=atol, rtol=atol)
+
+
+def test_multi_signature_savedmodel_keeps_all(tmp_path):
+    report = savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", all_signatures=True, quiet=True)
+    assert report.ok and len(report.verification) == 2
+    import tfmodelkit
+
+    assert {s.key for s in tfmodelkit.read(tmp_path / "m.tflite").signatures} == {"serving_default", "predict_logits"}
+
+
+def test_unknown_signature_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no signature 'nope'"):
+        savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", signature="nope", quiet=True)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_occupied_destination_is_refused_and_untouched(tmp_path):
+    dst = tmp_path / "sm"
+    dst.mkdir()
+    (dst / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="already exists"):
+        keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst, quiet=True)
+    assert (dst / "precious.txt").read_text() == "keep me"
+    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst, overwrite=True, quiet=True)
+    assert report.ok and (dst / "saved_model.pb").exists() and not (dst / "precious.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["sm"]  # no partial or backup left
+
+
+def test_failed_verification_leaves_nothing_unless_keep_failed(tmp_path):
+    src = FIXTURES / "savedmodel/keras3_two_io"
+    strict = VerifyOptions(atol=0.0, rtol=0.0)
+    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, quiet=True)
+    assert not report.ok and not (tmp_path / "q.tflite").exists()
+    assert list(tmp_path.iterdir()) == []
+    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, keep_failed=True, quiet=True)
+    assert not report.ok and report.kept_failed and (tmp_path / "q.tflite").exists()
+
+
+def test_leftover_partial_of_a_killed_run_is_cleaned(tmp_path):
+    dead = tmp_path / ".sm.tfmodelkit-partial-999999999"
+    dead.mkdir()
+    (dead / "junk").write_text("x")
+    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", tmp_path / "sm", quiet=True)
+    assert report.ok and not dead.exists()
+
+
+@pytest.mark.corpus
+def test_lambda_needs_unsafe(tmp_path):
+    src = CORPUS / "keras_h5/dl4j/examples_lambda_sequential_lambda.h5"
+    if not src.exists():
+        pytest.skip("corpus not available")
+    with pytest.raises(UserError, match="Python code"):
+        keras_to_savedmodel(src, tmp_path / "sm", quiet=True)
+    assert not (tmp_path / "sm").exists()
+
+
+def _modelconv(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tfmodelkit.cli.modelconv", *args],
+        capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_cli_report_and_exit_codes(tmp_path):
+    p = _modelconv("h5-to-savedmodel", str(FIXTURES / "keras_h5/tfkeras_full_adam.h5"), str(tmp_path / "sm"),
+                   "--report", str(tmp_path / "r.json"), "-q")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""  # quiet, and TensorFlow's noise silenced
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["route"] == ["keras_h5", "savedmodel"] and report["loader"] == "keras"
+    assert set(report["timings"]) >= {"load", "export", "verify"}
+    assert report["verification"][0]["ok"] is True
+    p = _modelconv("h5-to-savedmodel", str(FIXTURES / "keras_h5/tfkeras_full_adam.h5"), str(tmp_path / "sm"))
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("modelconv: error:")
+    p = _modelconv("keras-to-savedmodel", str(FIXTURES / "keras_h5/tfkeras_full_adam.h5"), str(tmp_path / "x"))
+    assert p.returncode == 2 and "h5-to-savedmodel" in p.stderr
+    p = _modelconv("savedmodel-to-tflite", str(FIXTURES / "savedmodel/keras3_two_io"), str(tmp_path / "q.tflite"),
+                   "--quantize", "int8", "--atol", "0", "--rtol", "0", "-q")  # fmt: skip
+    assert p.returncode == 1 and not (tmp_path / "q.tflite").exists()
+
+
+def test_without_tensorflow_says_how_to_install(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            class _Block:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+                        raise ImportError(f"{name} is blocked in this test")
+            sys.meta_path.insert(0, _Block())
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    p = _modelconv("h5-to-savedmodel", str(FIXTURES / "keras_h5/tfkeras_full_adam.h5"), str(tmp_path / "sm"), env=env)
+    assert p.returncode == 2, p.stderr
+    assert "pip install" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "sm").exists()

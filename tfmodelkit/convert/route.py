@@ -1,0 +1,90 @@
+"""``convert SRC DST``: pick the route from the source format and the destination suffix.
+
+A ``.tflite`` destination is a TFLite model, anything else a SavedModel folder. Routes that
+need a SavedModel on the way (``.h5``/``.keras``/checkpoint -> ``.tflite``) go through a
+temporary one; every step verifies itself, and the report carries every step's figures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import UnsupportedError
+from ..formats import detect
+from .base import ConversionReport
+
+SAVEDMODEL_OPTIONS = {"architecture", "unsafe", "custom_objects"}
+CKPT_OPTIONS = {"model", "architecture", "root_key", "input_specs", "allow_partial", "unsafe", "custom_objects"}
+TFLITE_OPTIONS = {"signature", "all_signatures", "quantize", "calibration_data", "select_tf_ops", "tags"}
+COMMON = {"verify", "overwrite", "keep_failed", "quiet"}
+
+
+def destination_format(dst: str | os.PathLike[str]) -> str:
+    return "tflite" if str(dst).lower().endswith(".tflite") else "savedmodel"
+
+
+def _pick(options: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in names | COMMON and v is not None}
+
+
+def _to_savedmodel(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+    if fmt in ("keras_h5", "keras_zip"):
+        from .keras_to_savedmodel import keras_to_savedmodel
+
+        return keras_to_savedmodel(src, dst, **_pick(options, SAVEDMODEL_OPTIONS))
+    if fmt == "checkpoint":
+        from .ckpt_to_savedmodel import ckpt_to_savedmodel
+
+        return ckpt_to_savedmodel(src, dst, **_pick(options, CKPT_OPTIONS))
+    raise UnsupportedError(f"{src}: no route from a {fmt} to a SavedModel")
+
+
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> ConversionReport:
+    """Convert ``src`` to ``dst``, choosing the route; options are those of the single steps."""
+    src, dst = str(src), str(dst)
+    fmt = detect(src)
+    target = destination_format(dst)
+    if fmt == "tflite":
+        raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
+    if target == "savedmodel":
+        if fmt == "savedmodel":
+            raise UnsupportedError(
+                f"{src} is already a SavedModel; give a .tflite destination to convert it to TFLite"
+            )
+        return _to_savedmodel(src, fmt, dst, options)
+    from .savedmodel_to_tflite import savedmodel_to_tflite
+
+    if fmt == "savedmodel":
+        return savedmodel_to_tflite(src, dst, **_pick(options, TFLITE_OPTIONS))
+    # Two steps through a temporary SavedModel; the final step writes dst atomically.
+    work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
+    try:
+        first = _to_savedmodel(src, fmt, str(work / "savedmodel"), {**options, "overwrite": False, "keep_failed": False})
+        if not first.ok:
+            first.destination = dst
+            first.route.append("tflite")
+            first.warnings.append("stopped before TFLite: the intermediate SavedModel failed verification")
+            return first
+        second = savedmodel_to_tflite(
+            str(work / "savedmodel"), dst, **_pick({**options, "signature": "serving_default"}, TFLITE_OPTIONS)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ConversionReport(
+        source=src,
+        source_format=fmt,
+        destination=dst,
+        route=[fmt, "savedmodel", "tflite"],
+        loader=first.loader,
+        timings={**{f"savedmodel.{k}": v for k, v in first.timings.items()},
+                 **{f"tflite.{k}": v for k, v in second.timings.items()}},
+        verification=first.verification + second.verification,
+        warnings=first.warnings + second.warnings,
+        details={"savedmodel": first.details, "tflite": second.details},
+        ok=first.ok and second.ok,
+        kept_failed=second.kept_failed,
+    )
