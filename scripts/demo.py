@@ -1,6 +1,8 @@
-"""`make demo`: run modelinspect over a bundled fixture of every format, as a user would.
+"""`make demo`: what a user does with tfmodelkit, on the bundled fixtures.
 
-Each step prints the command it runs, then its real output.
+Inspects a fixture of every format, then converts a Keras model to a SavedModel and to an
+int8 TFLite model (each conversion verifies itself numerically) and inspects the results.
+Each step prints the command it runs, then its real output. Results go to out/demo/.
 """
 
 from __future__ import annotations
@@ -25,22 +27,35 @@ STEPS = [
     ("check", "fixtures/checkpoint/sharded"),
 ]
 
+CONVERSIONS = [
+    ("modelconv", "keras-to-savedmodel fixtures/keras_zip/functional_multi_io.keras out/demo/savedmodel --overwrite"),
+    ("modelinspect", "signatures out/demo/savedmodel"),
+    ("modelconv", "convert fixtures/keras_zip/functional_multi_io.keras out/demo/model_int8.tflite --quantize int8 --overwrite --report out/demo/report.json"),
+    ("modelinspect", "signatures out/demo/model_int8.tflite"),
+]
+
+
+def _command(tool: str) -> list[str]:
+    exe = BIN / tool
+    module = "modelinspect" if tool == "modelinspect" else "modelconv"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", f"tfmodelkit.cli.{module}"]
+
 
 def main() -> int:
-    exe = BIN / "modelinspect"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "tfmodelkit.cli.modelinspect"]
     failed = 0
-    for sub, path in STEPS:
+    steps = [("modelinspect", f"{sub} {path}") for sub, path in STEPS] + CONVERSIONS
+    for _, path in STEPS:
         if not (ROOT / path).exists():
             print(f"missing fixture {path}: run `make fixtures`", file=sys.stderr)
             return 2
-        args = [*shlex.split(sub), path]
-        print(f"\n$ modelinspect {' '.join(args)}", flush=True)
-        rc = subprocess.run([*command, *args], cwd=ROOT).returncode
+    (ROOT / "out" / "demo").mkdir(parents=True, exist_ok=True)
+    for tool, line in steps:
+        print(f"\n$ {tool} {line}", flush=True)
+        rc = subprocess.run([*_command(tool), *shlex.split(line)], cwd=ROOT).returncode
         if rc != 0:
             print(f"(exit code {rc})")
             failed += 1
-    print("\nmodelinspect and modelconv are installed in .venv/bin/.")
+    print("\nmodelinspect and modelconv are installed in .venv/bin/; the demo's results are in out/demo/.")
     return 1 if failed else 0
 
 
