@@ -72,7 +72,50 @@ def cases() -> list[tuple[str, list[str], list[str] | None, str]]:
         theirs = [sys.executable, "-m", "tensorflow.python.tools.inspect_checkpoint", f"--file_name={ck}"]
         out.append((f"weights {ck.parent.name}/{ck.name}", _modelinspect("weights", str(ck)), theirs, ">= 10x"))
     out.append(("--help", _modelinspect("--help"), None, "< 150 ms"))
+    out.extend(conversion_cases())
     return out
+
+
+BARE_KERAS_EXPORT = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+model = keras.saving.load_model(sys.argv[1], compile=False)
+model.export(sys.argv[2], format="tf_saved_model", verbose=False)
+"""
+
+BARE_TFLITE = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+data = tf.lite.TFLiteConverter.from_saved_model(sys.argv[1]).convert()
+open(sys.argv[2], "wb").write(data)
+"""
+
+
+def conversion_cases() -> list[tuple[str, list[str], list[str] | None, str]]:
+    """Each conversion (verification included) against the bare TF/Keras calls it wraps."""
+    work = ROOT / "benchmarks" / ".cache" / "conversions"
+    work.mkdir(parents=True, exist_ok=True)
+    keras_src = ROOT / "fixtures/keras_zip/conv_bn.keras"
+    sm_src = ROOT / "fixtures/savedmodel/keras3_two_io"
+    if not keras_src.exists() or not sm_src.exists():
+        return []
+    conv = [sys.executable, "-m", "tfmodelkit.cli.modelconv"]
+    return [
+        (
+            "keras-to-savedmodel conv_bn.keras (verified)",
+            [*conv, "keras-to-savedmodel", str(keras_src), str(work / "ours_sm"), "--overwrite", "-q"],
+            [sys.executable, "-c", BARE_KERAS_EXPORT, str(keras_src), str(work / "bare_sm")],
+            "<= 1.3x bare",
+        ),
+        (
+            "savedmodel-to-tflite keras3_two_io (verified)",
+            [*conv, "savedmodel-to-tflite", str(sm_src), str(work / "ours.tflite"), "--overwrite", "-q"],
+            [sys.executable, "-c", BARE_TFLITE, str(sm_src), str(work / "bare.tflite")],
+            "<= 1.3x bare",
+        ),
+    ]
 
 
 def main() -> int:
@@ -86,12 +129,13 @@ def main() -> int:
         t_theirs = _time(theirs, max(1, args.repeat // 2)) if theirs else None
         ratio = t_theirs / t_ours if t_theirs else None
         results.append(Result(name, t_ours, t_theirs, ratio, target))
-        print(
-            f"{name:50s} ours {t_ours * 1000:8.1f} ms"
-            + (f"   TensorFlow {t_theirs * 1000:8.1f} ms   {ratio:5.1f}x faster" if ratio else "")
-            + f"   (target {target})",
-            flush=True,
-        )
+        if ratio is None:
+            verdict = ""
+        elif "bare" in target:  # conversions: our cost relative to the bare calls
+            verdict = f"   bare TF/Keras {t_theirs * 1000:8.1f} ms   {t_ours / t_theirs:5.2f}x the bare calls"
+        else:
+            verdict = f"   TensorFlow {t_theirs * 1000:8.1f} ms   {ratio:5.1f}x faster"
+        print(f"{name:50s} ours {t_ours * 1000:8.1f} ms{verdict}   (target {target})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
