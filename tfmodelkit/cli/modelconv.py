@@ -100,7 +100,58 @@ def build_parser() -> argparse.ArgumentParser:
     _ckpt_options(p)
     _tflite_options(p)
     _common(p)
+    p = sub.add_parser("verify", help="run two artifacts (or one and golden outputs) on the same inputs and compare every output")
+    p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel or .tflite")
+    p.add_argument("b", help="the model about to ship, or an .npz of golden outputs (needs --inputs)")
+    p.add_argument("--signature", metavar="KEY", help="SavedModel/TFLite signature (default serving_default or the only one)")
+    p.add_argument("--signature-b", metavar="KEY", help="B's signature when it differs from A's")
+    p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
+    p.add_argument("--inputs", metavar="X.npz", help="inputs to feed (default: generated from A's signature)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    p.add_argument("--batch", type=int, default=2, help="batch size for dynamic batch dims (default 2)")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS", help="full shape of an input with dynamic dims, e.g. image=1,224,224,3")
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LO,HI", help="range of a generated float input (default -1,1)")
+    p.add_argument("--atol", action="append", default=[], metavar="[OUTPUT=]TOL", help="absolute tolerance, default 1e-5 (4 output steps for dequantized int8 outputs); OUTPUT=TOL for one output")
+    p.add_argument("--rtol", action="append", default=[], metavar="[OUTPUT=]TOL", help="relative tolerance, default 1e-5; OUTPUT=TOL for one output")
+    p.add_argument("--save-inputs", metavar="X.npz", help="write the inputs used, to replay the run")
+    p.add_argument("--save-outputs", metavar="Y.npz", help="write A's outputs, to serve as the next golden file")
+    p.add_argument("--report", metavar="FILE.json", help="write every figure as JSON")
+    p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file to run")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from tfmodelkit.convert.base import jsonable
+    from tfmodelkit.verify.gate import parse_ranges, parse_shapes, parse_tolerances, verify_models
+    from tfmodelkit.verify.report import format_report
+
+    atol, per_atol = parse_tolerances(args.atol, "--atol")
+    rtol, per_rtol = parse_tolerances(args.rtol, "--rtol")
+    report = verify_models(
+        args.a, args.b, signature=args.signature, signature_b=args.signature_b, tags=args.tag_set,
+        inputs=args.inputs, seed=args.seed, batch=args.batch, shapes=parse_shapes(args.shape),
+        ranges=parse_ranges(args.input_range), atol=atol, rtol=rtol, per_output_atol=per_atol,
+        per_output_rtol=per_rtol, unsafe=args.unsafe, save_inputs=args.save_inputs, save_outputs=args.save_outputs,
+    )  # fmt: skip
+    if args.report:
+        text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                f.write(text)
+
+        atomic_write(args.report, write)
+    if not args.quiet:
+        print(format_report(report))
+        print()
+    failed = [o.name for o in report.outputs if not o.ok] + list(report.missing)
+    if report.ok:
+        print(f"PASS: {len(report.outputs)} output(s) of {args.b} match {args.a}")
+        return 0
+    what = f"outputs {', '.join(failed)} differ" if failed else "the signatures do not match"
+    print(f"FAIL: {what}")
+    return 1
 
 
 def _verify_options(args: argparse.Namespace) -> Any:
@@ -199,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "verify":
+        return run(PROG, lambda: _verify(args))
     return run(PROG, lambda: _run(args))
 
 

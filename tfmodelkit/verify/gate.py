@@ -1,0 +1,157 @@
+"""``modelconv verify A B``: the pre-deploy gate, as a library function.
+
+A is the trusted model, B the artifact about to ship (or an ``.npz`` of golden outputs, in
+which case the inputs must be given). Both run on the same inputs; every output is compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .compare import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, compare
+from .core import verify
+from .inputs import load_inputs, save_arrays
+from .runners import runner_for
+
+#: Default atol of a dequantized (int8/uint8) TFLite output: this many output steps.
+QUANTIZED_STEPS = 4.0
+
+
+def parse_assignments(values: Sequence[str], what: str) -> dict[str, str]:
+    """``name=value`` pairs from repeated options."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserError(f"{what} {item!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def parse_tolerances(values: Sequence[str], what: str) -> tuple[float | None, dict[str, float]]:
+    """``--atol 1e-4`` (default) and ``--atol out=1e-3`` (per output), repeatable."""
+    default = None
+    per: dict[str, float] = {}
+    for item in values:
+        name, sep, value = item.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UserError(f"{what} {item!r}: not a number") from None
+        if number < 0:
+            raise UserError(f"{what} {item!r}: must be >= 0")
+        if sep:
+            per[name] = number
+        else:
+            default = number
+    return default, per
+
+
+def parse_shapes(values: Sequence[str]) -> dict[str, list[int]]:
+    out = {}
+    for name, text in parse_assignments(values, "--shape").items():
+        try:
+            out[name] = [int(d) for d in text.split(",") if d.strip()]
+        except ValueError:
+            raise UserError(f"--shape {name}={text}: dims must be integers, e.g. {name}=1,224,224,3") from None
+    return out
+
+
+def parse_ranges(values: Sequence[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, text in parse_assignments(values, "--input-range").items():
+        try:
+            lo, hi = (float(x) for x in text.split(","))
+        except ValueError:
+            raise UserError(f"--input-range {name}={text}: expected LO,HI, e.g. {name}=0,255") from None
+        if not lo < hi:
+            raise UserError(f"--input-range {name}={text}: LO must be below HI")
+        out[name] = (lo, hi)
+    return out
+
+
+def _is_npz(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(".npz") and Path(path).is_file()
+
+
+def verify_models(
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
+    *,
+    signature: str | None = None,
+    signature_b: str | None = None,
+    tags: str | None = None,
+    inputs: str | None = None,
+    seed: int = 0,
+    batch: int = 2,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    per_output_atol: Mapping[str, float] | None = None,
+    per_output_rtol: Mapping[str, float] | None = None,
+    unsafe: bool = False,
+    save_inputs: str | None = None,
+    save_outputs: str | None = None,
+) -> VerificationReport:
+    """Run A and B on the same inputs and compare every output (see module doc)."""
+
+    def runner(path: str | os.PathLike[str], sig: str | None) -> Any:
+        from ..formats import detect
+
+        fmt = detect(path)
+        options: dict[str, Any] = {}
+        if fmt == "savedmodel":
+            options = {"signature": sig, "tags": tags}
+        elif fmt == "tflite":
+            options = {"signature": sig}
+        elif fmt in ("keras_h5", "keras_zip"):
+            options = {"safe_mode": not unsafe}
+        return runner_for(path, **options)
+
+    per_output = {
+        name: ((per_output_atol or {}).get(name), (per_output_rtol or {}).get(name))
+        for name in set(per_output_atol or {}) | set(per_output_rtol or {})
+    }
+    ref = runner(a, signature)
+    feed = load_inputs(inputs, ref.inputs) if inputs else None
+    if _is_npz(b):
+        if feed is None:
+            raise UserError(f"{b}: golden outputs need the inputs they were computed from: pass --inputs X.npz")
+        expected = load_inputs(b)
+        actual = ref.run(feed)
+        report = compare(
+            expected, actual,
+            atol=DEFAULT_ATOL if atol is None else atol, rtol=DEFAULT_RTOL if rtol is None else rtol,
+            per_output=per_output, notes=(f"expected outputs: golden file {b}",),
+        )  # fmt: skip
+        report = dataclasses.replace(
+            report,
+            context={"reference": {"backend": "golden outputs", "path": str(b)}, "candidate": ref.describe(),
+                     "inputs_source": str(inputs), "seed": None,
+                     "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feed.items()}},
+            arrays={"inputs": dict(feed), "expected": expected, "actual": actual},
+        )  # fmt: skip
+    else:
+        cand = runner(b, signature_b or signature)
+        steps = QUANTIZED_STEPS if atol is None and getattr(cand, "dequantized_outputs", None) else None
+        report = verify(
+            ref, cand, feed=feed, seed=seed, batch=batch, shapes=shapes, ranges=ranges,
+            atol=DEFAULT_ATOL if atol is None else atol, rtol=DEFAULT_RTOL if rtol is None else rtol,
+            per_output=per_output, quantized_steps=steps,
+        )  # fmt: skip
+        if inputs:
+            report = dataclasses.replace(report, context={**report.context, "inputs_source": str(inputs)})
+    if save_inputs and report.arrays.get("inputs"):
+        save_arrays(save_inputs, report.arrays["inputs"])
+    if save_outputs:
+        # A's outputs: the trusted model's numbers, ready to be the next golden file.
+        a_outputs = report.arrays.get("actual" if _is_npz(b) else "expected")
+        if a_outputs:
+            save_arrays(save_outputs, a_outputs)
+    return report
