@@ -196,3 +196,38 @@ def test_orphans_of_interrupted_saves_are_reported(corpus, tmp_path):
     assert any("interrupted save" in w for w in desc.warnings)
     report = tfmodelkit.check(prefix)
     assert report.ok and any(f.severity == "warning" for f in report.findings)
+
+
+def _graph(spec):
+    """A TrackableObjectGraph from {node: ([(child name, child id)], [checkpoint keys])}."""
+    from tfmodelkit.formats.protos import tfmodelkit_pb2 as pb
+
+    g = pb.TrackableObjectGraph()
+    for nid in range(len(spec)):
+        children, keys = spec[nid]
+        node = g.nodes.add()
+        for name, cid in children:
+            node.children.add(node_id=cid, local_name=name)
+        for key in keys:
+            node.attributes.add(name="VARIABLE_VALUE", checkpoint_key=key)
+    return g
+
+
+def test_model_weight_keyed_under_optimizer_is_model_state():
+    # Keys are the shortest path: Keras 3's optimizer lists the variables it trains, so a
+    # deeply nested model kernel gets the key optimizer/_trainable_variables/0/...
+    k = "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"
+    it = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+    g = _graph({
+        0: ([("model", 1), ("optimizer", 2)], []),
+        1: ([("block", 3)], []),
+        2: ([("_trainable_variables", 4), ("_iterations", 6)], []),
+        3: ([("inner", 7)], []),
+        4: ([("0", 5)], []),
+        5: ([], [k]),
+        6: ([], [it]),
+        7: ([("kernel", 5)], []),
+    })  # fmt: skip
+    _, optimizer_keys, roots = checkpoint.object_paths(g)
+    assert roots == ["model", "optimizer"]
+    assert optimizer_keys == {it}

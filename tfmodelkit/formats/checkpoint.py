@@ -512,53 +512,54 @@ def object_graph(index: Index) -> Any | None:
         raise CorruptFileError(f"{index.prefix}: the object graph record is damaged") from None
 
 
+def _reachable(nodes: Any, starts: list[int]) -> set[int]:
+    """Nodes reachable from ``starts`` through ``children`` links."""
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        nid = stack.pop()
+        for child in nodes[nid].children:
+            cid = child.node_id
+            if 0 <= cid < len(nodes) and cid not in seen:
+                seen.add(cid)
+                stack.append(cid)
+    return seen
+
+
+def _is_optimizer(nodes: Any, name: str, nid: int) -> bool:
+    """An optimizer root object: named so, holding slot variables, or counting iterations."""
+    node = nodes[nid]
+    children = {c.local_name for c in node.children}
+    return "optimizer" in name.lower() or bool(node.slot_variables) or bool(children & {"_iterations", "iter"})
+
+
 def object_paths(graph: Any) -> tuple[dict[str, str], set[str], list[str]]:
     """Map checkpoint key -> variable name (``full_name``), optimizer keys, root children.
 
-    A breadth-first walk from node 0 names each node by the first path that reaches it.
-    Optimizer slots hang off the optimizer node's ``slot_variables``.
+    A key is optimizer state when its variable is an optimizer slot or is reachable only
+    through optimizer objects. Keys are the *shortest* path to a variable, so a model weight
+    can be keyed ``optimizer/_trainable_variables/0`` (Keras 3 keeps a list of the variables
+    it trains): reachability from the model, not the key's prefix, decides.
     """
     nodes = graph.nodes
     if not nodes:
         return {}, set(), []
-    paths: dict[int, str] = {0: ""}
-    order = [0]
-    optimizer_nodes: set[int] = set()
-    seen = {0}
-    head = 0
-    while head < len(order):
-        nid = order[head]
-        head += 1
-        for child in nodes[nid].children:
-            cid = child.node_id
-            if cid in seen or not 0 <= cid < len(nodes):
-                continue
-            seen.add(cid)
-            base = paths[nid]
-            paths[cid] = f"{base}/{child.local_name}" if base else child.local_name
-            order.append(cid)
-    for nid in order:
-        node = nodes[nid]
-        if node.slot_variables:
-            optimizer_nodes.add(nid)
-        for slot in node.slot_variables:
-            sid = slot.slot_variable_node_id
-            if 0 <= sid < len(nodes) and sid not in paths:
-                var = paths.get(slot.original_variable_node_id, f"node{slot.original_variable_node_id}")
-                paths[sid] = f"{var}/.OPTIMIZER_SLOT/{paths[nid]}/{slot.slot_name}"
-    # Everything under a node holding slot variables is optimizer state (iterations,
-    # learning rate, Keras 3 optimizer variables).
-    opt_prefixes = [paths[n] for n in optimizer_nodes if paths.get(n)]
+    root = nodes[0]
+    valid = [c for c in root.children if 0 <= c.node_id < len(nodes)]
+    optimizer_roots = [c.node_id for c in valid if _is_optimizer(nodes, c.local_name, c.node_id)]
+    other_roots = [c.node_id for c in valid if c.node_id not in optimizer_roots]
+    # A checkpoint whose root is the model itself (tf_keras save_weights) has no such split.
+    model_side = _reachable(nodes, other_roots) if optimizer_roots else _reachable(nodes, [0])
     key_to_name: dict[str, str] = {}
     optimizer_keys: set[str] = set()
-    for nid, path in paths.items():
-        for attr in nodes[nid].attributes:
+    for nid, node in enumerate(nodes):
+        for attr in node.attributes:
             key = attr.checkpoint_key
             if attr.full_name:
                 key_to_name[key] = attr.full_name
-            if "/.OPTIMIZER_SLOT/" in key or any(path == p or path.startswith(p + "/") for p in opt_prefixes):
+            if "/.OPTIMIZER_SLOT/" in key or nid not in model_side:
                 optimizer_keys.add(key)
-    root_children = [c.local_name for c in nodes[0].children]
+    root_children = [c.local_name for c in root.children]
     return key_to_name, optimizer_keys, root_children
 
 
@@ -568,8 +569,6 @@ def _role(name: str, optimizer_keys: set[str], object_based: bool) -> str:
     if name in optimizer_keys or "/.OPTIMIZER_SLOT/" in name:
         return ROLE_OPTIMIZER
     if not object_based and (_TF1_SLOT_RE.search(name) or _TF1_OPTIMIZER_NAMES.search(name)):
-        return ROLE_OPTIMIZER
-    if object_based and name.startswith("optimizer/"):
         return ROLE_OPTIMIZER
     return ROLE_MODEL
 
