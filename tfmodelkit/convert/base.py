@@ -201,8 +201,12 @@ def run_verification(
 
 def summary_line(report: ConversionReport) -> str:
     total = sum(report.timings.values())
-    verdicts = [("verified" if v.get("ok") else "FAILED verification") for v in report.verification]
-    verdict = ", ".join(verdicts) if verdicts else "not verified"
+    if not report.verification:
+        verdict = "not verified"
+    else:
+        failed = [v.get("label", "?") for v in report.verification if not v.get("ok")]
+        labels = "; ".join(str(v.get("label", "?")) for v in report.verification)
+        verdict = f"FAILED verification: {'; '.join(failed)}" if failed else f"verified: {labels}"
     return f"{report.source} -> {report.destination} ({' -> '.join(report.route)}; {verdict}; {total:.1f} s)"
 
 
