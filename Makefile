@@ -23,10 +23,10 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP)
-	TFMODELKIT_CORPUS=$(CORPUS) $(PY) -m pytest -q
+	TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) -m pytest -q
 
 bench: $(STAMP)
-	TFMODELKIT_CORPUS=$(CORPUS) $(PY) benchmarks/run.py
+	TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) benchmarks/run.py
 
 fixtures: $(STAMP)
 	$(PY) fixtures/make_fixtures.py --out fixtures

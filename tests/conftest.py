@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-CORPUS = Path(os.environ.get("TFMODELKIT_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("TFMODELKIT_CORPUS", ROOT.parent / "shared" / "corpus")).resolve()
 
 
 def corpus_available() -> bool:

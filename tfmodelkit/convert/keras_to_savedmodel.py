@@ -73,6 +73,13 @@ def load_keras_model(
 
     if architecture is None:
         return KerasRunner(src, safe_mode=not unsafe, custom_objects=custom_objects)
+    from .keras_legacy import is_keras1, load_legacy_model
+
+    if detect(src) == "keras_h5" and is_keras1(src):
+        # Keras 1 weights-only file + its architecture: rebuilt and loaded by layer on tf_keras.
+        source = architecture if Path(architecture).suffix.lower() == ".json" else _architecture_config(architecture)
+        legacy = load_legacy_model(src, unsafe=unsafe, architecture=source)
+        return KerasRunner.from_model(legacy.model, src, legacy.loader, notes=[f"architecture from {architecture}", *legacy.notes])
     config = _architecture_config(architecture)
     risky = code_layers(config)
     if risky and not unsafe:

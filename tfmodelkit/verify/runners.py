@@ -544,6 +544,40 @@ def _keras_spec(name: str, tensor: Any) -> TensorSpec:
     return TensorSpec(name=name, dtype=str(dtype), shape=dims)
 
 
+def _declared_input_ranks(config: Any) -> list[int] | None:
+    """Input ranks a Keras 2 model config declares (batch_input_shape), when it says."""
+    if not isinstance(config, Mapping):
+        return None
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, Mapping) else inner
+    if not isinstance(layers, list) or not layers:
+        return None
+    if config.get("class_name") == "Sequential":
+        first = layers[0].get("config", {}) if isinstance(layers[0], Mapping) else {}
+        shape = first.get("batch_input_shape") or first.get("batch_shape")
+        return [len(shape)] if isinstance(shape, list) else None
+    ranks = []
+    for layer in layers:
+        if isinstance(layer, Mapping) and layer.get("class_name") == "InputLayer":
+            cfg = layer.get("config", {})
+            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+            if not isinstance(shape, list):
+                return None
+            ranks.append(len(shape))
+    return ranks or None
+
+
+def _input_rank_drift(path: Path, model: Any) -> str | None:
+    """Keras 3 quirk: a Keras 2.3 Sequential whose first Dense declares batch_input_shape
+    [None, 4] comes back with an input of shape (None, None, 4); it still computes, but the
+    signature would be wrong. Returns a description when the ranks disagree."""
+    declared = _declared_input_ranks(_read_h5_config(path))
+    actual = [len(t.shape) for t in getattr(model, "inputs", None) or []]
+    if declared is None or sorted(declared) == sorted(actual):
+        return None
+    return f"the file declares input ranks {declared}, Keras 3 built {actual}"
+
+
 class KerasRunner(BaseRunner):
     """A Keras model file (``.keras``, ``.h5``) run by Keras 3, or by tf_keras when Keras 3 refuses it.
 
@@ -597,6 +631,18 @@ class KerasRunner(BaseRunner):
 
     def _load(self, loader: str) -> Any:
         errors: list[str] = []
+        if loader == "auto" and self.format == "keras_h5":
+            from ..convert.keras_legacy import legacy_reason, load_legacy_model
+
+            reason = legacy_reason(self.path)
+            if reason:
+                # Keras 1 files, Theano kernels and Keras 2's hard_sigmoid: Keras 3 refuses them
+                # or silently computes other numbers, so they are rebuilt on tf_keras.
+                legacy = load_legacy_model(self.path, unsafe=not self.safe_mode)
+                self.loader = legacy.loader
+                self.notes.append(f"{legacy.loader}: {reason}")
+                self.notes.extend(legacy.notes)
+                return legacy.model
         if loader in ("auto", "keras"):
             keras = import_keras("running a Keras model")
             try:
@@ -605,8 +651,11 @@ class KerasRunner(BaseRunner):
                         str(self.path), safe_mode=self.safe_mode, compile=False,
                         custom_objects=self.custom_objects or None,
                     )  # fmt: skip
-                self.loader = "keras"
-                return model
+                drift = _input_rank_drift(self.path, model) if self.format == "keras_h5" else None
+                if drift is None or loader == "keras":
+                    self.loader = "keras"
+                    return model
+                errors.append(f"Keras 3 rebuilt the inputs wrongly ({drift})")
             except Exception as e:
                 if "safe_mode" in str(e) and self.safe_mode:
                     raise UserError(
@@ -633,6 +682,11 @@ class KerasRunner(BaseRunner):
                         str(self.path), compile=False, custom_objects=self.custom_objects or None
                     )
         except Exception as e:
+            if "bad marshal data" in str(e):
+                raise UnsupportedError(
+                    f"{self.path}: its Lambda code is Python 2 bytecode, which no Python 3 Keras can run; "
+                    "rebuild the model in code and load the file's weights into it"
+                ) from None
             errors.append(f"tf_keras: {type(e).__name__}: {_first_line(e, 200)}")
             raise UserError(f"{self.path}: no Keras can load it ({'; '.join(errors)})") from None
         self.loader = "tf_keras"
