@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..description import ROLE_MODEL, ROLE_OPTIMIZER, CheckReport, ModelDescription, Signature, TensorSpec, Weight
+from ..description import (
+    ROLE_MODEL,
+    ROLE_OPTIMIZER,
+    CheckReport,
+    ModelDescription,
+    Signature,
+    TensorSpec,
+    Weight,
+)
 from ..errors import UserError
 from .stats import weight_stats
 
