@@ -190,3 +190,30 @@ def test_without_tensorflow_says_how_to_install(tmp_path):
     assert p.returncode == 2, p.stderr
     assert "pip install" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "sm").exists()
+
+
+def test_int8_calibration_from_npz(tmp_path):
+    from tfmodelkit.verify import SavedModelRunner, generate_inputs, save_arrays
+
+    src = FIXTURES / "savedmodel/keras3_two_io"
+    runner = SavedModelRunner(src)
+    save_arrays(tmp_path / "calib.npz", generate_inputs(runner.inputs, seed=3, batch=32))
+    report = savedmodel_to_tflite(
+        src, tmp_path / "q.tflite", quantize="int8", calibration_data=str(tmp_path / "calib.npz"), quiet=True
+    )
+    assert report.ok
+    assert not any("generated inputs" in w for w in report.warnings)  # no calibration warning
+    with pytest.raises(UserError, match="only used with --quantize int8"):
+        savedmodel_to_tflite(src, tmp_path / "f.tflite", calibration_data=str(tmp_path / "calib.npz"), quiet=True)
+
+
+def test_recurrent_model_needs_flex_and_says_so(tmp_path):
+    sm = tmp_path / "sm"
+    assert keras_to_savedmodel(FIXTURES / "keras_h5/tfkeras_lstm.h5", sm, quiet=True).ok
+    with pytest.raises(UserError, match="--select-tf-ops"):
+        savedmodel_to_tflite(sm, tmp_path / "a.tflite", quiet=True)
+    assert not (tmp_path / "a.tflite").exists()
+    report = savedmodel_to_tflite(sm, tmp_path / "b.tflite", select_tf_ops=True, quiet=True)
+    assert report.details["flex_ops"], report.details
+    assert any("Flex" in w for w in report.warnings)
+    assert (tmp_path / "b.tflite").exists()
