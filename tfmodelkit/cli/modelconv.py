@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-inputs", metavar="X.npz", help="write the inputs used, to replay the run")
     p.add_argument("--save-outputs", metavar="Y.npz", help="write A's outputs, to serve as the next golden file")
     p.add_argument("--report", metavar="FILE.json", help="write every figure as JSON")
+    p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file to run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     return parser
@@ -142,6 +143,10 @@ def _verify(args: argparse.Namespace) -> int:
                 f.write(text)
 
         atomic_write(args.report, write)
+    if args.html:
+        from tfmodelkit.verify.html import write_html
+
+        write_html(report, args.html)
     if not args.quiet:
         print(format_report(report))
         print()

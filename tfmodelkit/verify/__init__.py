@@ -22,6 +22,7 @@ from .compare import (
     histogram,
 )
 from .core import InputMatch, match_inputs, quantized_tolerances, verify
+from .html import render_html, write_html
 from .inputs import (
     DEFAULT_BATCH,
     DEFAULT_DIM,
@@ -71,8 +72,10 @@ __all__ = [
     "load_inputs",
     "match_inputs",
     "quantized_tolerances",
+    "render_html",
     "resolve_shape",
     "runner_for",
     "save_arrays",
     "verify",
+    "write_html",
 ]
