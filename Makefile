@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/corpus
 
-.PHONY: demo test bench fixtures lint protos clean venv
+.PHONY: demo test bench fixtures lint protos clean venv fuzz
 
 venv: $(STAMP)
 
@@ -25,8 +25,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) -m pytest -q
 
+# run.py: small models against TensorFlow's tools; scale.py: a 1 GiB checkpoint (written once
+# by TensorFlow into benchmarks/.cache/) listed, checked and summarized, with peak memory.
 bench: $(STAMP)
 	TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) benchmarks/run.py
+	$(PY) benchmarks/scale.py
+
+# Coverage-guided fuzzing of every reader with atheris, FUZZ_SECONDS each; crashers land in
+# out/fuzz/<format>/ (see fuzz/fuzz_readers.py).
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	status=0; for f in checkpoint savedmodel keras_h5 keras_zip tflite; do \
+		TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) fuzz/fuzz_readers.py $$f -max_total_time=$(FUZZ_SECONDS) || status=1; \
+	done; exit $$status
 
 fixtures: $(STAMP)
 	$(PY) fixtures/make_fixtures.py --out fixtures

@@ -77,6 +77,10 @@ class Weight:
     layer: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     _loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    #: Streams the values without reading them whole: ``chunker(max_bytes, ordered)``
+    #: yields flat arrays of at most ``max_bytes`` (at least one element), in row-major
+    #: order when ``ordered``, else in the order they are stored (slice by slice).
+    _chunker: Callable[[int, bool], Iterator[np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -94,11 +98,25 @@ class Weight:
             raise UnsupportedError(f"{self.name}: values of this tensor cannot be read")
         return self._loader()
 
-    def iter_chunks(self, max_elements: int = 1 << 22) -> Iterator[np.ndarray]:
-        """The values as flat chunks of at most ``max_elements`` (row-major order)."""
+    def iter_chunks(
+        self, max_elements: int = 1 << 22, *, max_bytes: int | None = None, ordered: bool = True
+    ) -> Iterator[np.ndarray]:
+        """The values as flat chunks of at most ``max_elements`` (or ``max_bytes``).
+
+        Streamed from disk in bounded memory where the format allows it, else cut from
+        :meth:`read`. Row-major order unless ``ordered=False``, which lets a partitioned
+        tensor yield its slices as they are stored, without assembling them.
+        """
+        if max_bytes is None:
+            itemsize = self.nbytes // self.size if self.size else 1
+            max_bytes = max(1, max_elements) * max(1, itemsize)
+        if self._chunker is not None:
+            yield from self._chunker(max_bytes, ordered)
+            return
         flat = self.read().reshape(-1)
-        for start in range(0, flat.size, max_elements):
-            yield flat[start : start + max_elements]
+        step = max(1, max_bytes // max(1, flat.itemsize))
+        for start in range(0, flat.size, step):
+            yield flat[start : start + step]
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,8 @@ class Finding:
     severity: str  # "error" | "warning"
     subject: str  # the tensor, file or structure concerned
     message: str
+    #: The lint target that found it (``serving``, ``tflite``, ``safety``); None for integrity.
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +221,8 @@ class CheckReport:
     #: What was checked, for the summary line ("12 tensors, 2 shards").
     checked: Mapping[str, int] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    #: The lint targets run (``modelinspect check --target``); empty for the integrity check.
+    targets: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -84,3 +84,33 @@ def test_op_census_counts_function_bodies(corpus):
     model = savedmodel.load_proto(corpus / TF2)
     graph_only = len(model.meta_graphs[0].graph_def.node)
     assert sum(savedmodel.op_census(model.meta_graphs[0]).values()) > graph_only
+
+
+def test_constants_tensorflow_cannot_load_are_named(tmp_path):
+    """A Const without its `value` (a misspelt attribute, as TF's fuzz-generated models have)
+    or with a negative dimension: described with a warning naming the node, and check fails."""
+    from tests.conftest import FIXTURES
+    from tfmodelkit.formats.protos import tfmodelkit_pb2 as pb
+
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURES / "savedmodel/keras3_two_io", folder)
+    model = pb.SavedModel.FromString((folder / "saved_model.pb").read_bytes())
+    graph = model.meta_graphs[0].graph_def
+    fn = next(f for f in graph.library.function if any(n.op == "Const" for n in f.node_def))
+    consts = [n for n in fn.node_def if n.op == "Const"]
+    top = next(n for n in graph.node if n.op == "Const")
+    consts[0].attr["valwe"].CopyFrom(consts[0].attr["value"])
+    del consts[0].attr["value"]
+    top.attr["value"].tensor.tensor_shape.dim.add().size = -3
+    (folder / "saved_model.pb").write_bytes(model.SerializeToString())
+
+    desc = tfmodelkit.read(folder)
+    first = f"function {fn.signature.name}: node {consts[0].name}"
+    damaged = [w for w in desc.warnings if w.endswith("TensorFlow cannot load this graph")]
+    assert len(damaged) == 2
+    assert damaged[0].startswith(f"node {top.name}: Const whose value has shape [") and "-3]" in damaged[0]
+    assert damaged[1].startswith(f"{first}: Const without a tensor 'value' attribute") and "valwe" in damaged[1]
+    report = tfmodelkit.check(folder)
+    errors = [f.subject for f in report.findings if f.severity == "error"]
+    assert errors == [f"node {top.name}", first]
+    assert tfmodelkit.check(FIXTURES / "savedmodel/keras3_two_io").ok

@@ -56,3 +56,79 @@ def test_weight_stats_streams_chunks():
     s = weight_stats(w, chunk=1000)
     assert s.mean == pytest.approx(5000.0) and math.isclose(s.std, values.astype(np.float64).std())
     assert weight_stats(Weight("s", "string", (1,), 3, "memory")) is None
+
+
+# The accumulator works in float64 blocks of 8192 values inside each chunk: sizes around
+# that block and around the chunk, offsets far from zero and values near the float64 limit.
+BLOCK_SIZES = [1, 8191, 8192, 8193, 3 * 8192 + 77, 100_003]
+WIDE_DTYPES = [np.float32, np.float64, ml_dtypes.bfloat16, np.float16, ml_dtypes.float8_e4m3fn, np.int64,
+               np.uint8, ml_dtypes.int4]
+
+
+@pytest.mark.parametrize("dtype", WIDE_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("size", BLOCK_SIZES)
+def test_block_and_chunk_boundaries(dtype, size):
+    rng = np.random.default_rng(size)
+    raw = rng.normal(1.5, 2.0, size=size)
+    kind = np.dtype(dtype).kind
+    if np.dtype(dtype).name in ("int4", "uint8", "int64"):
+        lo, hi = (-8, 7) if np.dtype(dtype).name == "int4" else (0, 255) if kind == "u" else (-(2**40), 2**40)
+        values = np.clip(np.round(raw * (hi - lo) / 8), lo, hi).astype(dtype)
+    else:
+        values = raw.astype(dtype)
+    ref = values.astype(np.float64)
+    for chunk in (size, 10_000, 4099):
+        s = array_stats(values, chunk=chunk)
+        assert s.count == size and (s.nan, s.inf) == (0, 0)
+        assert (s.min, s.max) == (ref.min(), ref.max())
+        assert s.mean == pytest.approx(ref.mean(), rel=1e-12, abs=1e-12)
+        assert s.std == pytest.approx(ref.std(), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_offset_does_not_cancel_the_spread(dtype):
+    # mean 1e4, std 1e-2: a naive sum-of-squares formula loses every digit of the variance.
+    values = (1e4 + np.random.default_rng(3).normal(0, 1e-2, size=50_000)).astype(dtype)
+    ref = values.astype(np.float64)
+    s = array_stats(values, chunk=7919)
+    assert s.std == pytest.approx(ref.std(), rel=1e-6)
+    assert s.mean == pytest.approx(ref.mean(), rel=1e-12)
+
+
+def test_nan_and_inf_split_across_chunks_and_blocks():
+    values = np.random.default_rng(5).normal(size=30_000).astype(np.float32)
+    values[[0, 8191, 8192, 29_999]] = [np.nan, np.inf, -np.inf, np.nan]
+    finite = values[np.isfinite(values)].astype(np.float64)
+    for chunk in (8192, 8193, 30_000):
+        s = array_stats(values, chunk=chunk)
+        assert (s.nan, s.inf, s.count) == (2, 2, 30_000)
+        assert (s.min, s.max) == (finite.min(), finite.max())
+        assert s.std == pytest.approx(finite.std(), rel=1e-9)
+
+
+def test_overflowing_spread_is_infinite_not_nan():
+    s = array_stats(np.array([-1.0, 1e300, 0.0, 5.0]), chunk=1 << 20)
+    assert s.std == math.inf and s.mean == pytest.approx(2.5e299)
+
+
+def test_weight_stats_prefers_the_streaming_path_and_reports_bytes():
+    values = np.linspace(0, 1, 10_007, dtype=np.float32)
+    asked = []
+
+    def chunker(max_bytes, ordered):
+        asked.append((max_bytes, ordered))
+        step = max_bytes // 4
+        for i in range(0, values.size, step):
+            yield values[i : i + step]
+
+    def loader():
+        raise AssertionError("the whole tensor was read")
+
+    w = Weight("w", "float32", values.shape, values.nbytes, "memory", _loader=loader, _chunker=chunker)
+    seen = []
+    s = weight_stats(w, advance=seen.append)
+    assert asked == [(16 << 20, False)]
+    assert sum(seen) == values.nbytes
+    assert s.mean == pytest.approx(values.astype(np.float64).mean())
+    s = weight_stats(w, chunk=1000)
+    assert asked[-1] == (4000, False)

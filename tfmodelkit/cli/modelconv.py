@@ -35,7 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     v.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic, 4 output steps int8)")
     v.add_argument("--rtol", type=float, help="relative tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic)")
     s = p.add_argument_group("safety")
-    s.add_argument("--unsafe", action="store_true", help="allow Python code stored in the model (Lambda layers) to run; only for files you trust")
+    s.add_argument("--unsafe", action="store_true", help="allow Python code stored in the model (Lambda layers) and SavedModels with safety errors (file, network or Python ops; see modelinspect check --target safety) to run; only for files you trust")
     s.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module (its `custom_objects` dict or public classes)")
 
 
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-outputs", metavar="Y.npz", help="write A's outputs, to serve as the next golden file")
     p.add_argument("--report", metavar="FILE.json", help="write every figure as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
-    p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file to run")
+    p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     return parser
 
@@ -218,7 +218,10 @@ def _convert(args: argparse.Namespace) -> Any:
     if args.command == "savedmodel-to-tflite":
         from tfmodelkit.convert.savedmodel_to_tflite import savedmodel_to_tflite
 
-        return savedmodel_to_tflite(args.src, args.dst, **_tflite_kwargs(args), **_common_kwargs(args))
+        # Not in _tflite_kwargs: `convert` already passes --unsafe through _ckpt_kwargs.
+        return savedmodel_to_tflite(
+            args.src, args.dst, **_tflite_kwargs(args), unsafe=args.unsafe, **_common_kwargs(args)
+        )
     from tfmodelkit.convert.route import convert
 
     return convert(args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **_common_kwargs(args))

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="integrity: shards, sizes, every tensor's checksum; exit 1 on damage")
     _common(p)
     p.add_argument("--all", action="store_true", help="for a checkpoint folder: every prefix in it")
+    p.add_argument(
+        "--target", action="append", metavar="TARGET",
+        help="instead of the integrity check, lint for deployment (repeat or comma list): serving (TF Serving "
+        "can load and feed it; includes the integrity check), tflite (ops and tensors LiteRT can run), "
+        "safety (ops touching files, network, Python or debug hooks; Lambda layers); exit 1 on any error",
+    )  # fmt: skip
 
     p = sub.add_parser("diff", help="compare weights and signatures of two artifacts; exit 1 if they differ")
     p.add_argument("a", help="first model")
@@ -127,13 +133,20 @@ def cmd_signatures(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     from tfmodelkit.inspect.views import weights_view
 
-    return _many(
-        "weights",
-        args,
-        lambda p: weights_view(
-            _read(p, args), match=args.match, include_optimizer=args.include_optimizer, stats=args.stats
-        ),
-    )
+    from .progress import progress_bar
+
+    with progress_bar("stats", args.quiet) as bar:
+        return _many(
+            "weights",
+            args,
+            lambda p: weights_view(
+                _read(p, args),
+                match=args.match,
+                include_optimizer=args.include_optimizer,
+                stats=args.stats,
+                progress=bar if args.stats else None,
+            ),
+        )
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -151,7 +164,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_tensor(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.tensor import MAX_PRINT_ELEMENTS, printable, savable
+    from tfmodelkit.inspect.tensor import MAX_PRINT_ELEMENTS, printable, write_npy
 
     desc = _read(args.path, args)
     weight = desc.weight(args.name)
@@ -162,20 +175,21 @@ def cmd_tensor(args: argparse.Namespace) -> int:
         "dtype": weight.dtype,
         "shape": list(weight.shape),
     }
-    values = weight.read()
     if args.out:
-        import numpy as np
+        from .progress import progress_bar
 
-        array, note = savable(values)
+        notes: list[str] = []
+        with progress_bar("tensor", args.quiet) as bar:
 
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, array, allow_pickle=False)
+            def save(tmp: str) -> None:
+                note = write_npy(weight, tmp, progress=bar)
+                if note:
+                    notes.append(note)
 
-        atomic_write(args.out, save)
+            atomic_write(args.out, save)
         data["out"] = args.out
-        if note and not args.quiet:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
+        if notes and not args.quiet:
+            print(f"{PROG}: note: {notes[0]}", file=sys.stderr)
     else:
         if weight.size > MAX_PRINT_ELEMENTS and args.format == "json":
             from tfmodelkit.errors import UserError
@@ -183,6 +197,7 @@ def cmd_tensor(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{weight.name} has {weight.size:,} elements; too many for JSON output: use --out FILE.npy"
             )
+        values = weight.read()
         data["values"], data["values_text"] = printable(values)
         if args.format == "json":
             data.pop("values_text")
@@ -194,7 +209,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     import tfmodelkit
     from tfmodelkit.inspect.views import check_view
 
-    reports = [tfmodelkit.check(p, format=args.as_format) for p in _paths(args)]
+    from .progress import progress_bar
+
+    if args.target:
+        from tfmodelkit.inspect.lint import lint, parse_targets
+
+        targets = parse_targets(args.target)
+        reports = [lint(p, targets, format=args.as_format, tags=args.tag_set) for p in _paths(args)]
+    else:
+        with progress_bar("check", args.quiet) as bar:
+            reports = [tfmodelkit.check(p, format=args.as_format, progress=bar) for p in _paths(args)]
     views = [check_view(r) for r in reports]
     _emit("check", views[0] if len(views) == 1 else views, args)
     return 0 if all(r.ok for r in reports) else 1

@@ -1159,7 +1159,8 @@ def ckpt_to_savedmodel(
         report.ok = check["ok"]
         if options.enabled:
             with progress.stage("verify", "loading the SavedModel back"):
-                candidate = SavedModelRunner(stage.path, signature="serving_default")
+                # Our own export of the model the reference runs: the same ops, nothing new.
+                candidate = SavedModelRunner(stage.path, signature="serving_default", safe_mode=False)
             reference = RestoredModelRunner(built, prefix, outputs, match.root_key)
             result = run_verification(
                 reference, candidate, options, "float32", progress, "restored model vs SavedModel"

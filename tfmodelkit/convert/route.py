@@ -19,7 +19,7 @@ from .base import ConversionReport
 
 SAVEDMODEL_OPTIONS = {"architecture", "unsafe", "custom_objects"}
 CKPT_OPTIONS = {"model", "architecture", "root_key", "input_specs", "allow_partial", "unsafe", "custom_objects"}
-TFLITE_OPTIONS = {"signature", "all_signatures", "quantize", "calibration_data", "select_tf_ops", "tags"}
+TFLITE_OPTIONS = {"signature", "all_signatures", "quantize", "calibration_data", "select_tf_ops", "tags", "unsafe"}
 COMMON = {"verify", "overwrite", "keep_failed", "quiet"}
 
 

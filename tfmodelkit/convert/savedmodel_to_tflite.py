@@ -39,7 +39,7 @@ def _calibration(src: Path, key: str, data: str | None, seed: int, progress: Pro
     """A representative dataset generator for int8 calibration."""
     from ..verify import SavedModelRunner, generate_inputs, load_inputs
 
-    runner = SavedModelRunner(src, signature=key)
+    runner = SavedModelRunner(src, signature=key, safe_mode=False)  # the caller checked safety
     if data:
         arrays = load_inputs(data, runner.inputs)
         first = next(iter(arrays.values()))
@@ -111,11 +111,13 @@ def savedmodel_to_tflite(
     keep_failed: bool = False,
     quiet: bool = False,
     reference: Any = None,
+    unsafe: bool = False,
 ) -> ConversionReport:
     """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
 
     ``reference`` (a runner) replaces the SavedModel as the verification reference, e.g. the
-    Keras model when a ``.h5`` is converted through a temporary SavedModel.
+    Keras model when a ``.h5`` is converted through a temporary SavedModel. A model with
+    safety errors (ops reaching files, network or Python) is refused unless ``unsafe``.
     """
     from ..verify.runners import SavedModelRunner, TFLiteRunner, import_tensorflow, quiet_fds
 
@@ -124,6 +126,10 @@ def savedmodel_to_tflite(
     if calibration_data and quantize != "int8":
         raise UserError("--calibration-data is only used with --quantize int8")
     src_path = savedmodel_format.resolve(src).folder
+    if not unsafe:  # conversion loads the model and verification runs it
+        from ..inspect.lint import require_safe
+
+        require_safe(src_path, format="savedmodel")
     options = verify or VerifyOptions()
     report = ConversionReport(str(src), "savedmodel", str(dst), ["savedmodel", "tflite"])
     progress = Progress(report, quiet)
@@ -202,7 +208,9 @@ def savedmodel_to_tflite(
                 kind = "float32" if quantize == "none" else quantize
                 for key in keys:
                     with progress.stage("verify", f"loading {key} in LiteRT"):
-                        ref = reference if reference is not None else SavedModelRunner(src_path, signature=key)
+                        ref = reference
+                        if ref is None:  # safety was checked at the start (or --unsafe)
+                            ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
                         cand = TFLiteRunner(stage.path, signature=key)
                     label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
                     result = run_verification(ref, cand, options, kind, progress, label)

@@ -8,11 +8,11 @@ an "ordered code" (docs/FORMATS.md §1). Values are read lazily from the data sh
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from ..description import (
 )
 from ..dtypes import NON_NUMERIC, numpy_dtype, tf_dtype_name
 from ..errors import CorruptFileError, NotFoundError, TFModelKitError, UnsupportedError
-from . import sstable
+from . import sstable, stream
 
 if TYPE_CHECKING:
     import numpy as np
@@ -359,9 +359,13 @@ def _entry(name: str, proto: Any, where: str) -> Entry:
 class _Shards:
     """Opens data shards on demand; reads byte ranges with bounds checks."""
 
+    #: Shards kept memory-mapped at once (each map holds a file descriptor).
+    MAX_MAPPED = 16
+
     def __init__(self, index: Index) -> None:
         self.index = index
         self._sizes: dict[int, int] = {}
+        self._mapped: OrderedDict[int, stream.MappedFile] = OrderedDict()
 
     def path(self, k: int) -> Path:
         return self.index.shard_path(k)
@@ -390,28 +394,37 @@ class _Shards:
             f.seek(e.offset)
             return f.read(e.size)
 
-    def chunks(self, e: Entry, chunk: int = 8 << 20) -> Iterator[bytes]:
-        """The entry's bytes in chunks of ``chunk`` bytes, from a memory map."""
+    def mapped(self, k: int) -> stream.MappedFile:
+        """Shard ``k`` memory-mapped (the most recently used maps stay open)."""
+        m = self._mapped.pop(k, None)
+        if m is None:
+            m = stream.MappedFile(self.path(k))
+            while len(self._mapped) >= self.MAX_MAPPED:
+                self._mapped.popitem(last=False)[1].close()
+        self._mapped[k] = m
+        return m
+
+    def chunks(self, e: Entry, chunk: int = stream.CHUNK_BYTES) -> Iterator[np.ndarray]:
+        """The entry's bytes as uint8 arrays of at most ``chunk`` bytes (memory-mapped, no copy)."""
         self.bounds(e)
-        if e.size == 0:
-            return
-        with open(self.path(e.shard), "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            end = e.offset + e.size
-            for start in range(e.offset, end, chunk):
-                yield mm[start : min(start + chunk, end)]
+        yield from self.mapped(e.shard).chunks(e.offset, e.size, chunk, f"{self.path(e.shard)}: {e.name}")
 
 
-def _numeric(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
-    import numpy as np
-
+def _stored_dtype(shards: _Shards, e: Entry, big_endian: bool) -> np.dtype:
+    """The numpy dtype of a numeric entry as stored, after checking its size against its shape."""
     dt = numpy_dtype(e.dtype)
     if e.size != e.count * dt.itemsize:
         raise CorruptFileError(
             f"{shards.path(e.shard)}: {e.name} has {e.size} bytes, expected {e.count * dt.itemsize} "
             f"for {e.dtype}{list(e.shape)}"
         )
-    if big_endian:
-        dt = dt.newbyteorder(">")
+    return dt.newbyteorder(">") if big_endian else dt
+
+
+def _numeric(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
+    import numpy as np
+
+    dt = _stored_dtype(shards, e, big_endian)
     if e.size >= MMAP_THRESHOLD:
         shards.bounds(e)
         arr = np.memmap(shards.path(e.shard), dtype=dt, mode="r", offset=e.offset, shape=e.shape)
@@ -465,12 +478,9 @@ def read_entry(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
     return _numeric(shards, e, big_endian)
 
 
-def _assemble(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
-    """Build a partitioned tensor's full value from its slices."""
-    import numpy as np
-
-    dt = np.dtype(object) if e.dtype == "string" else numpy_dtype(e.dtype)
-    out = np.empty(e.shape, dtype=dt)
+def _slice_regions(e: Entry) -> list[tuple[tuple[slice, ...], Entry]]:
+    """Where each slice of a partitioned entry goes, checked against the full shape."""
+    regions = []
     covered = 0
     for extents, part in e.slices:
         if len(extents) != len(e.shape):
@@ -481,15 +491,79 @@ def _assemble(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
             if start < 0 or stop > dim or stop < start:
                 raise CorruptFileError(f"{e.name}: slice {extents} outside shape {list(e.shape)}")
             index.append(slice(start, stop))
-        value = read_entry(shards, part, big_endian)
-        region = out[tuple(index)]
-        if value.shape != region.shape:
-            raise CorruptFileError(f"{e.name}: slice holds shape {value.shape}, expected {region.shape}")
-        out[tuple(index)] = value
-        covered += value.size
-    if covered != out.size:
-        raise CorruptFileError(f"{e.name}: slices cover {covered} of {out.size} elements")
+        expected = tuple(s.stop - s.start for s in index)
+        if part.shape != expected:
+            raise CorruptFileError(f"{e.name}: slice holds shape {part.shape}, expected {expected}")
+        regions.append((tuple(index), part))
+        covered += part.count
+    if covered != e.count:
+        raise CorruptFileError(f"{e.name}: slices cover {covered} of {e.count} elements")
+    # Equal element counts can still hide a gap when two slices overlap: then part of the
+    # tensor has no value at all. Slices are few (one per shard-size cut), so pairwise is fine.
+    boxes = sorted(regions, key=lambda r: tuple(s.start for s in r[0])) if e.shape else []
+    for i, (a, _) in enumerate(boxes):
+        for b, _ in boxes[i + 1 :]:
+            if b[0].start >= a[0].stop:
+                break
+            if all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True)):
+                raise CorruptFileError(f"{e.name}: slices overlap, leaving part of the tensor without a value")
+    return regions
+
+
+def _assemble(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
+    """Build a partitioned tensor's full value from its slices."""
+    import numpy as np
+
+    dt = np.dtype(object) if e.dtype == "string" else numpy_dtype(e.dtype)
+    out = np.empty(e.shape, dtype=dt)
+    for index, part in _slice_regions(e):
+        out[index] = read_entry(shards, part, big_endian)
     return out
+
+
+def entry_chunks(shards: _Shards, e: Entry, big_endian: bool, max_bytes: int) -> Iterator[np.ndarray]:
+    """One stored (unpartitioned) entry's values as flat chunks, streamed from its shard."""
+    if e.dtype == "string" or e.dtype in NON_NUMERIC:
+        yield from stream.flat_chunks(read_entry(shards, e, big_endian), max_bytes)
+        return
+    dt = _stored_dtype(shards, e, big_endian)
+    shards.bounds(e)
+    label = f"{shards.path(e.shard)}: {e.name}"
+    yield from stream.typed_chunks(shards.mapped(e.shard), e.offset, e.size, dt, max_bytes, label)
+
+
+def _row_blocks(e: Entry, regions: list[tuple[tuple[slice, ...], Entry]]) -> list[Entry] | None:
+    """The slices in row-major order when each is a block of whole rows (TF's usual cut), else None."""
+    if not e.shape:
+        return None
+    ordered = sorted(regions, key=lambda r: r[0][0].start)
+    row = 0
+    for index, _ in ordered:
+        whole_rows = all(s.start == 0 and s.stop == d for s, d in zip(index[1:], e.shape[1:], strict=True))
+        if index[0].start != row or not whole_rows:
+            return None
+        row = index[0].stop
+    return [part for _, part in ordered] if row == e.shape[0] else None
+
+
+def partitioned_chunks(
+    shards: _Shards, e: Entry, big_endian: bool, max_bytes: int, ordered: bool
+) -> Iterator[np.ndarray]:
+    """A partitioned entry's values slice by slice, where the slices lie.
+
+    ``ordered`` asks for row-major order: free when the slices are blocks of rows, else the
+    tensor is assembled first.
+    """
+    regions = _slice_regions(e)
+    if ordered:
+        parts = _row_blocks(e, regions)
+        if parts is None:
+            yield from stream.flat_chunks(_assemble(shards, e, big_endian), max_bytes)
+            return
+    else:
+        parts = sorted((part for _, part in regions), key=lambda p: (p.shard, p.offset))
+    for part in parts:
+        yield from entry_chunks(shards, part, big_endian, max_bytes)
 
 
 # ----------------------------------------------------------------------------------------
@@ -598,12 +672,18 @@ def describe_index(index: Index, path: str, notes: tuple[str, ...] = ()) -> Mode
             def loader(e: Entry = e) -> np.ndarray:
                 return _assemble(shards, e, index.big_endian)
 
+            def chunker(max_bytes: int, ordered: bool, e: Entry = e) -> Iterator[np.ndarray]:
+                return partitioned_chunks(shards, e, index.big_endian, max_bytes, ordered)
+
         else:
             location = f"{shards.path(e.shard).name} @ {e.offset}"
             nbytes = e.size
 
             def loader(e: Entry = e) -> np.ndarray:
                 return read_entry(shards, e, index.big_endian)
+
+            def chunker(max_bytes: int, ordered: bool, e: Entry = e) -> Iterator[np.ndarray]:
+                return entry_chunks(shards, e, index.big_endian, max_bytes)
 
         extra: dict[str, Any] = {"crc32c": e.crc} if not e.partitioned else {"slices": len(e.slices)}
         if name in key_to_name:
@@ -619,6 +699,7 @@ def describe_index(index: Index, path: str, notes: tuple[str, ...] = ()) -> Mode
                 path=_short_name(name) if graph is not None else None,
                 extra=extra,
                 _loader=loader,
+                _chunker=chunker,
             )
         )
     warnings = list(notes)
@@ -667,8 +748,16 @@ def _guarded(prefix: Path, fn: Any) -> Any:
         raise CorruptFileError(f"{prefix}: damaged checkpoint ({type(e).__name__}: {e})") from None
 
 
-def entry_crc(shards: _Shards, e: Entry) -> int:
-    """The masked crc32c of an entry's stored bytes, computed as TensorFlow does."""
+#: Called as ``progress(bytes_done, bytes_total)`` while tensor bytes are read.
+ProgressFn = Callable[[int, int], None]
+
+
+def entry_crc(shards: _Shards, e: Entry, advance: Callable[[int], None] | None = None) -> int:
+    """The masked crc32c of an entry's stored bytes, computed as TensorFlow does.
+
+    Numeric tensors are streamed chunk by chunk from a memory map; ``advance(n)`` is told
+    about each chunk's ``n`` bytes.
+    """
     if e.dtype == "string":
         # The lengths are checksummed as fixed-width integers, not as the stored varints;
         # the running CRC then continues over the 4 stored CRC bytes and the elements.
@@ -678,15 +767,23 @@ def entry_crc(shards: _Shards, e: Entry) -> int:
         for n in lengths:
             crc = sstable.crc32c(struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n), crc)
         crc = sstable.crc32c(buf[pos - 4 :], crc)
+        if advance:
+            advance(e.size)
         return sstable.mask_crc(crc)
     crc = 0
     for chunk in shards.chunks(e):
         crc = sstable.crc32c(chunk, crc)
+        if advance:
+            advance(chunk.size)
     return sstable.mask_crc(crc)
 
 
-def check(path: Path, **options: Any) -> CheckReport:
-    """Shards present and large enough, every tensor's crc32c, sizes consistent with shapes."""
+def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> CheckReport:
+    """Shards present and large enough, every tensor's crc32c, sizes consistent with shapes.
+
+    Tensors (and each slice of a partitioned one, where it lies) are read in the order
+    they are stored, in fixed-size chunks, so memory stays bounded whatever their size.
+    """
     resolved = resolve(path)
     findings: list[Finding] = []
     try:
@@ -701,29 +798,57 @@ def check(path: Path, **options: Any) -> CheckReport:
             present += 1
         except NotFoundError as e:
             findings.append(Finding("error", shards.path(k).name, str(e)))
-    checked = 0
+    todo: list[tuple[str, int, Entry, Entry]] = []
     for name in sorted(index.entries):
         e = index.entries[name]
-        parts = [p for _, p in e.slices] if e.partitioned else [e]
-        for part in parts:
+        for k, part in enumerate([p for _, p in e.slices] if e.partitioned else [e]):
+            todo.append((name, k, e, part))
+    total = sum(part.size for _, _, _, part in todo)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    problems: dict[tuple[str, int], Finding] = {}
+    for name, k, e, part in sorted(todo, key=lambda t: (t[3].shard, t[3].offset)):
+        before = done
+        problem = _check_entry(shards, part, advance)
+        advance(part.size - (done - before))  # what a failed read skipped
+        if problem:
             subject = name if part is e else f"{name} (slice)"
-            problem = _check_entry(shards, part)
-            checked += 1
-            if problem:
-                findings.append(Finding("error", subject, problem))
+            problems[(name, k)] = Finding("error", subject, problem)
+    findings.extend(problems[key] for key in sorted(problems))
     for orphan in index.orphans:
         findings.append(Finding("warning", orphan, "leftover of an interrupted save; safe to delete"))
     for note in resolved.notes:
         findings.append(Finding("warning", "checkpoint", note))
+    if _slow_crc():
+        findings.append(
+            Finding(
+                "warning",
+                "google-crc32c",
+                "has no C extension on this machine: checksums were computed in pure Python "
+                "(slow); reinstall google-crc32c from a binary wheel",
+            )
+        )
     return CheckReport(
         str(resolved.prefix),
         "checkpoint",
-        {"tensors": checked, "shards": present},
+        {"tensors": len(todo), "shards": present},
         tuple(findings),
     )
 
 
-def _check_entry(shards: _Shards, e: Entry) -> str | None:
+def _slow_crc() -> bool:
+    import google_crc32c
+
+    return getattr(google_crc32c, "implementation", "c") != "c"
+
+
+def _check_entry(shards: _Shards, e: Entry, advance: Callable[[int], None] | None = None) -> str | None:
     if e.dtype not in NON_NUMERIC:
         expected = e.count * numpy_dtype(e.dtype).itemsize
         if e.size != expected:
@@ -733,7 +858,7 @@ def _check_entry(shards: _Shards, e: Entry) -> str | None:
     except NotFoundError:
         return f"its shard {shards.path(e.shard).name} is missing"
     try:
-        actual = entry_crc(shards, e)
+        actual = entry_crc(shards, e, advance)
     except CorruptFileError as err:
         return str(err)
     if actual != e.crc:

@@ -31,7 +31,7 @@ import select
 import signal
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from ..description import (
 from ..dtypes import numpy_dtype
 from ..errors import CorruptFileError, FormatError, InternalError, NotFoundError, TFModelKitError
 from . import keras_config as kc
+from . import stream
 
 FORMAT = "keras_h5"
 
@@ -129,8 +130,24 @@ def isolated(
     Returns ``(items, failure)``: ``failure`` says how the child died (hang or crash) after
     the items it delivered, or is None. Errors it raised are raised here.
     """
+    items: list[Any] = []
+    stream = isolated_stream(work, args, timeout)
+    while True:
+        try:
+            items.append(next(stream))
+        except StopIteration as stop:
+            return items, stop.value
+
+
+def isolated_stream(
+    work: Callable[..., Iterator[Any]], args: tuple[Any, ...], timeout: float
+) -> Generator[Any, None, str | None]:
+    """Like :func:`isolated`, but each item is handed on as soon as it arrives, so a
+    consumer can process a large dataset block by block; the generator's return value is
+    the failure. Closing the generator early kills the child."""
     if _in_child or not hasattr(os, "fork"):
-        return list(work(*args)), None
+        yield from work(*args)
+        return None
     r, w = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork with threads
@@ -142,7 +159,6 @@ def isolated(
         finally:
             os._exit(0)
     os.close(w)
-    items: list[Any] = []
     buf = bytearray()
     status: str | None = None
     failure: str | None = None
@@ -163,13 +179,14 @@ def isolated(
                 kind, value = pickle.loads(bytes(buf[8 : 8 + n]))  # our own child's bytes
                 del buf[: 8 + n]
                 if kind == "item":
-                    items.append(value)
+                    yield value
                 elif kind == "error":
                     raise value
                 elif kind == "bug":
                     raise InternalError(f"bug while reading HDF5: {value}")
                 else:
                     status = kind
+                    break
     finally:
         os.close(r)
         if status is None:  # hung, crashed, or we were interrupted: never wait on a live child
@@ -180,7 +197,7 @@ def isolated(
         sig = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
         name = signal.Signals(sig).name if sig else f"exit status {os.WEXITSTATUS(wait_status)}"
         failure = f"crashed ({name}) inside the HDF5 library"
-    return items, failure
+    return failure
 
 
 # ---------------------------------------------------------------------------------------
@@ -426,17 +443,22 @@ def _memmappable(info: DatasetInfo) -> bool:
     return raw.kind in "biufc"
 
 
-def _finish(arr: Any, info: DatasetInfo, display: str) -> np.ndarray:
-    if isinstance(arr, h5py.Empty):
-        arr = np.empty((0,), dtype=np.dtype(info.raw))
-    arr = np.asarray(arr)
+def _as_dtype(arr: np.ndarray, info: DatasetInfo) -> np.ndarray:
+    """Values read by h5py in the dtype the file says they have (bfloat16 stored opaque)."""
     if info.dtype in _DTYPE_OVERRIDES and arr.dtype != numpy_dtype(info.dtype):
         target = numpy_dtype(info.dtype)
-        arr = (
+        return (
             arr.view(target)
             if arr.dtype.itemsize == target.itemsize and arr.dtype.kind != "f"
             else arr.astype(target)
         )
+    return arr
+
+
+def _finish(arr: Any, info: DatasetInfo, display: str) -> np.ndarray:
+    if isinstance(arr, h5py.Empty):
+        arr = np.empty((0,), dtype=np.dtype(info.raw))
+    arr = _as_dtype(np.asarray(arr), info)
     if arr.shape != info.shape:
         raise CorruptFileError(
             f"{display}: {info.path} holds shape {list(arr.shape)}, its metadata says {list(info.shape)}"
@@ -474,6 +496,72 @@ def make_loader(source: H5Source, info: DatasetInfo) -> Callable[[], np.ndarray]
     return load
 
 
+def make_chunker(source: H5Source, info: DatasetInfo) -> Callable[[int, bool], Iterator[np.ndarray]]:
+    """A function streaming ``info``'s values as flat chunks in row-major order.
+
+    Contiguous data is read from a memory map; anything else (chunked, compressed, in a
+    compressed zip member) is read by h5py in blocks of rows in the isolated child.
+    """
+    base = source.base
+
+    def chunks(max_bytes: int, ordered: bool = True) -> Iterator[np.ndarray]:
+        if base is not None and _memmappable(info):
+            dt = numpy_dtype(info.dtype) if info.dtype in _DTYPE_OVERRIDES else np.dtype(info.raw)
+            start = base + (info.offset or 0)
+            label = f"{source.display}: {info.path}"
+            yield from stream.typed_chunks(source.disk_path, start, info.nbytes, dt, max_bytes, label)
+            return
+        failure = yield from _streamed_blocks(source, info, max_bytes)
+        if failure:
+            raise CorruptFileError(f"{source.display}: reading {info.path} {failure}; the file is damaged")
+
+    return chunks
+
+
+def _streamed_blocks(
+    source: H5Source, info: DatasetInfo, max_bytes: int
+) -> Generator[np.ndarray, None, str | None]:
+    """The blocks of :func:`_blocks_work` as flat arrays, as the child delivers them."""
+    expected = math.prod(info.shape)
+    seen = 0
+    blocks = isolated_stream(_blocks_work, (source, info, max_bytes), source.timeout)
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration as stop:
+            failure: str | None = stop.value
+            break
+        flat = _as_dtype(np.asarray(block), info).reshape(-1)
+        if not flat.dtype.isnative:
+            flat = flat.astype(flat.dtype.newbyteorder("="))
+        seen += flat.size
+        yield flat
+    if failure is None and seen != expected:
+        raise CorruptFileError(
+            f"{source.display}: {info.path} gave {seen} values, its shape {list(info.shape)} holds {expected}"
+        )
+    return failure
+
+
+def _blocks_work(source: H5Source, info: DatasetInfo, max_bytes: int) -> Iterator[Any]:
+    """Read a dataset in blocks of whole rows of about ``max_bytes`` (runs in the child)."""
+    with source.opened() as f:
+        try:
+            ds = f[_h5key(info.path)]
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptFileError(f"{source.display}: {info.path} is no longer a dataset")
+            if ds.shape is None or len(ds.shape) == 0 or info.nbytes <= max_bytes:
+                arr = ds[()]
+                yield np.empty((0,), dtype=np.dtype(info.raw)) if isinstance(arr, h5py.Empty) else arr
+                return
+            rows = ds.shape[0]
+            step = max(1, max_bytes // max(1, info.nbytes // max(rows, 1)))
+            for start in range(0, rows, step):
+                yield ds[start : start + step]
+        except H5_ERRORS as e:
+            raise CorruptFileError(f"{source.display}: cannot read {info.path} ({one_line(e)})") from None
+
+
 def _read_work(source: H5Source, info: DatasetInfo) -> Iterator[Any]:
     with source.opened() as f:
         try:
@@ -508,6 +596,7 @@ def _weight(
         layer=layer,
         extra=more,
         _loader=make_loader(source, info),
+        _chunker=make_chunker(source, info),
     )
 
 
@@ -1165,16 +1254,36 @@ def _check_work(source: H5Source, size: int) -> Iterator[tuple[Any, ...]]:
             yield ("dataset", info.path, problem)
 
 
-def check_source(source: H5Source) -> tuple[list[Finding], dict[str, int]]:
-    """Read every attribute and every dataset of an HDF5 source; report what fails."""
+def check_source(
+    source: H5Source, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[Finding], dict[str, int]]:
+    """Read every attribute and every dataset of an HDF5 source; report what fails.
+
+    ``progress(bytes_done, bytes_total)`` hears about each dataset as the child finishes it.
+    """
     findings: list[Finding] = []
     checked = {"datasets": 0, "attributes": 0, "bytes": 0}
     try:
         size = source.size()
     except OSError:
         size = 0
+    items: list[Any] = []
+    failure: str | None = None
+    total = done = 0
     try:
-        items, failure = isolated(_check_work, (source, size), source.timeout)
+        results = isolated_stream(_check_work, (source, size), source.timeout)
+        while True:
+            try:
+                item = next(results)
+            except StopIteration as stop:
+                failure = stop.value
+                break
+            items.append(item)
+            if progress is not None and item[0] == "inventory":
+                total = sum(d.nbytes for d in item[1].datasets.values())
+            elif progress is not None and item[0] == "dataset" and items[0][0] == "inventory":
+                done += items[0][1].datasets[item[1]].nbytes
+                progress(done, total)
     except CorruptFileError as e:
         findings.append(Finding("error", source.display, str(e).partition(": ")[2] or str(e)))
         return findings, checked
@@ -1245,5 +1354,6 @@ def check(path: Path, **options: object) -> CheckReport:
     """Integrity check: every attribute decodes, every dataset reads, Keras' name lists match."""
     source = file_source(Path(path))
     source.timeout = option_timeout(options)
-    findings, checked = check_source(source)
+    progress = options.get("progress")
+    findings, checked = check_source(source, progress if callable(progress) else None)
     return CheckReport(path=source.display, format=FORMAT, checked=checked, findings=tuple(findings))

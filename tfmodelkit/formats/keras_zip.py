@@ -123,15 +123,29 @@ def validate_members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipIn
             raise CorruptFileError(
                 f"{path}: member {name!r} extends past the end of the archive (truncated file?)"
             )
+        if info.header_offset < 0:
+            # zipfile shifts offsets by where the central directory really is; a directory
+            # offset that lies pushes members before the start of the file.
+            raise CorruptFileError(
+                f"{path}: member {name!r} would start {-info.header_offset} bytes before the archive "
+                "(damaged central directory offset)"
+            )
         out[name] = info
     return out
 
 
 def _data_offset(path: Path, info: zipfile.ZipInfo) -> int:
     """Where a member's bytes start in the archive (after its local header)."""
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        raw = fh.read(_LOCAL_HEADER.size)
+    if info.header_offset < 0:
+        raise CorruptFileError(f"{path}: member {info.filename!r} starts before the archive")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            raw = fh.read(_LOCAL_HEADER.size)
+    except OSError as e:
+        raise CorruptFileError(
+            f"{path}: cannot read the local header of {info.filename!r} ({e.strerror})"
+        ) from None
     if len(raw) != _LOCAL_HEADER.size:
         raise CorruptFileError(f"{path}: local header of {info.filename!r} is cut short")
     fields = _LOCAL_HEADER.unpack(raw)
@@ -380,7 +394,8 @@ def check(path: Path, **options: object) -> CheckReport:
         except CorruptFileError as e:
             findings.append(Finding("error", WEIGHTS_H5, str(e).partition(": ")[2] or str(e)))
         else:
-            h5_findings, h5_checked = check_source(source)
+            progress = options.get("progress")
+            h5_findings, h5_checked = check_source(source, progress if callable(progress) else None)
             for x in h5_findings:
                 subject = WEIGHTS_H5 if x.subject == source.display else f"{WEIGHTS_H5}:{x.subject}"
                 findings.append(Finding(x.severity, subject, x.message))

@@ -123,6 +123,33 @@ def op_census(meta_graph: Any) -> Counter[str]:
     return counts
 
 
+def graph_problems(meta_graph: Any, limit: int = 20) -> list[tuple[str, str]]:
+    """(subject, problem) for constants TensorFlow refuses to load: a ``Const`` node
+    without a ``value`` attribute, or whose value has an unknown or negative dimension."""
+    found: list[tuple[str, str]] = []
+    library = meta_graph.graph_def.library.function
+    bodies = [("", meta_graph.graph_def.node)]
+    bodies += [(f"function {f.signature.name}: ", f.node_def) for f in library]
+    for where, nodes in bodies:
+        for node in nodes:
+            if node.op != "Const":
+                continue
+            subject = f"{where}node {node.name}"
+            if "value" not in node.attr or node.attr["value"].WhichOneof("value") != "tensor":
+                have = ", ".join(sorted(node.attr)) or "none"
+                found.append((subject, f"Const without a tensor 'value' attribute (attributes: {have})"))
+            else:
+                shape = node.attr["value"].tensor.tensor_shape
+                dims = [int(d.size) for d in shape.dim]
+                if shape.unknown_rank or any(d < 0 for d in dims):
+                    shown = "unknown rank" if shape.unknown_rank else f"shape {dims}"
+                    problem = f"Const whose value has {shown}; a constant's shape must be known"
+                    found.append((subject, problem))
+            if len(found) > limit:
+                return found
+    return found
+
+
 def _structured_specs(value: Any, out: list[TensorSpec], prefix: str = "") -> None:
     """Flatten the TensorSpecs inside a StructuredValue (an input signature)."""
     kind = value.WhichOneof("kind")
@@ -381,6 +408,11 @@ def _describe(folder: Path, notes: tuple[str, ...], tags: str | None) -> ModelDe
     if (folder / "saved_model.pbtxt").is_file() and not (folder / "saved_model.pb").is_file():
         metadata["encoding"] = "text (saved_model.pbtxt)"
     ops = op_census(selected)
+    problems = graph_problems(selected)
+    for subject, problem in problems[:20]:
+        warnings.append(f"{subject}: {problem}; TensorFlow cannot load this graph")
+    if len(problems) > 20:
+        warnings.append("... and more damaged constants; `modelinspect check` lists them")
     return ModelDescription(
         format="savedmodel",
         path=str(folder),
@@ -414,12 +446,14 @@ def check(path: Path, **options: Any) -> CheckReport:
     if not model.meta_graphs:
         findings.append(Finding("error", "saved_model.pb", "holds no meta graph"))
     for mg in model.meta_graphs:
+        for subject, problem in graph_problems(mg, limit=1000):
+            findings.append(Finding("error", subject, f"{problem}; TensorFlow cannot load this graph"))
         for asset_def in mg.asset_file_def:
             if not (folder / "assets" / asset_def.filename).is_file():
                 findings.append(Finding("error", f"assets/{asset_def.filename}", "asset file is missing"))
     prefix = folder / "variables" / "variables"
     if Path(str(prefix) + ".index").is_file():
-        report = checkpoint.check(prefix)
+        report = checkpoint.check(prefix, progress=options.get("progress"))
         checked.update(report.checked)
         findings.extend(
             Finding(f.severity, f"variables/{f.subject}" if f.subject == "index" else f.subject, f.message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import CorruptFileError
 
@@ -30,10 +31,14 @@ def unmask_crc(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
-def crc32c(data: bytes | memoryview, crc: int = 0) -> int:
+def crc32c(data: Any, crc: int = 0) -> int:
+    """Extend ``crc`` over ``data``: bytes or a contiguous numpy array (not copied)."""
     import google_crc32c
 
-    return google_crc32c.extend(crc, data)
+    try:
+        return google_crc32c.extend(crc, data)
+    except TypeError:  # the C extension refuses memoryviews and bytearrays
+        return google_crc32c.extend(crc, bytes(data))
 
 
 def read_varint(buf: bytes | memoryview, pos: int, limit: int, what: str = "varint") -> tuple[int, int]:

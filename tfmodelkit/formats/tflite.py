@@ -19,6 +19,7 @@ import mmap
 import os
 import struct
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,6 +38,7 @@ from ..description import (
 )
 from ..dtypes import numpy_dtype, packed_nbytes, tflite_dtype_name
 from ..errors import CorruptFileError, NotFoundError, UnsupportedError
+from . import stream
 
 FORMAT = "tflite"
 _IDENTIFIER = b"TFL3"
@@ -521,6 +523,14 @@ def _little(dt: np.dtype) -> np.dtype:
     return dt.newbyteorder("<") if dt.kind in "iufc" and dt.itemsize > 1 else dt
 
 
+def _numpy_dtype(dtype: str, label: str) -> np.dtype:
+    """The little-endian numpy dtype of a constant; an unknown type names the tensor."""
+    try:
+        return _little(numpy_dtype(dtype))
+    except UnsupportedError as e:
+        raise UnsupportedError(f"{label}: {e}") from None
+
+
 def _load_values(
     path: Path,
     name: str,
@@ -541,12 +551,41 @@ def _load_values(
         return _decode_strings(raw, label, shape, count)
     if dtype in _SUB_BYTE:
         return _unpack_sub_byte(raw, label, dtype, shape, count)
-    dt = _little(numpy_dtype(dtype))
+    dt = _numpy_dtype(dtype, label)
     if count * dt.itemsize != nbytes:
         raise CorruptFileError(
             f"{label}: holds {nbytes} bytes, but {dtype}{list(shape)} needs {count * dt.itemsize}"
         )
     return raw.view(dt).reshape(shape)
+
+
+def _value_chunks(
+    path: Path,
+    name: str,
+    dtype: str,
+    shape: tuple[int, ...],
+    offset: int,
+    nbytes: int,
+    sparsity: _Sparsity | None,
+    max_bytes: int,
+    ordered: bool,
+) -> Iterator[np.ndarray]:
+    """A constant's values as flat chunks: dense numeric buffers (inline or external, past
+    2 GB) are streamed from a memory map; sparse, string and sub-byte ones are decoded whole."""
+    if sparsity is not None or dtype == "string" or dtype in _SUB_BYTE:
+        values = _load_values(path, name, dtype, shape, offset, nbytes, sparsity)
+        yield from stream.flat_chunks(values, max_bytes)
+        return
+    label = f"{path}: tensor {name!r}"
+    count = _count(shape)
+    if count is None:
+        raise CorruptFileError(f"{label}: a constant cannot have a negative dimension {list(shape)}")
+    dt = _numpy_dtype(dtype, label)
+    if count * dt.itemsize != nbytes:
+        raise CorruptFileError(
+            f"{label}: holds {nbytes} bytes, but {dtype}{list(shape)} needs {count * dt.itemsize}"
+        )
+    yield from stream.typed_chunks(path, offset, nbytes, dt, max_bytes, label)
 
 
 def _decode_strings(raw: np.ndarray, label: str, shape: tuple[int, ...], count: int) -> np.ndarray:
@@ -603,7 +642,7 @@ def _densify(
 
     if dtype == "string" or dtype in _SUB_BYTE:
         raise UnsupportedError(f"{label}: sparse {dtype} tensors are not supported")
-    dt = _little(numpy_dtype(dtype))
+    dt = _numpy_dtype(dtype, label)
     limit = max(_DENSE_MIN_ELEMENTS, _DENSE_PER_BYTE * file_size)
     if count > limit:
         raise UnsupportedError(f"{label}: densifying would make {count} elements (limit {limit})")
@@ -985,6 +1024,16 @@ def _weights(model: _Model) -> tuple[Weight, ...]:
                     nbytes,
                     t.sparsity,
                 ),
+                _chunker=functools.partial(
+                    _value_chunks,
+                    model.path,
+                    t.name or name,
+                    t.dtype,
+                    tuple(t.shape),
+                    offset,
+                    nbytes,
+                    t.sparsity,
+                ),
             )
         )
     return tuple(weights)
@@ -1075,7 +1124,9 @@ def check(path: Path, **options: Any) -> CheckReport:
     try:
         model = _load_model(path)
     except CorruptFileError as e:
-        return CheckReport(str(path), FORMAT, {}, (Finding("error", path.name, str(e)),))
+        # The subject names the file; the message need not repeat its path.
+        message = str(e).removeprefix(f"{path}: ")
+        return CheckReport(str(path), FORMAT, {}, (Finding("error", path.name, message),))
     findings = _validate(model, deep=True)
     checked = {
         "subgraphs": len(model.subgraphs),

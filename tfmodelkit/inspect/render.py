@@ -224,11 +224,23 @@ def _ops(d: dict[str, Any], doc: _Doc) -> None:
 
 
 def _check(d: dict[str, Any], doc: _Doc) -> None:
-    doc.heading(f"{d['path']}  [{d['format']}]")
-    if d["findings"]:
-        doc.table([[f["severity"], f["subject"], f["message"]] for f in d["findings"]], ["severity", "subject", "problem"])
+    targets = d.get("targets")
+    if targets:  # `check --target`: the lint report
+        doc.heading(f"{d['path']}  [{d['format']}]  targets: {', '.join(targets)}")
+        if d["findings"]:
+            rows = [[f["severity"], f["target"], f["subject"], f["message"]] for f in d["findings"]]
+            doc.table(rows, ["severity", "target", "subject", "problem"])
+    else:
+        doc.heading(f"{d['path']}  [{d['format']}]")
+        if d["findings"]:
+            doc.table([[f["severity"], f["subject"], f["message"]] for f in d["findings"]], ["severity", "subject", "problem"])
     checked = ", ".join(f"{v} {k}" for k, v in d["checked"].items())
     errors = sum(1 for f in d["findings"] if f["severity"] == "error")
+    if targets:
+        warnings = len(d["findings"]) - errors
+        verdict = f"OK: no errors ({warnings} warning(s))" if d["ok"] else f"FAILED: {errors} error(s), {warnings} warning(s)"
+        doc.line(f"{verdict} for {', '.join(targets)}; checked {checked or 'nothing'}")
+        return
     doc.line(f"OK: checked {checked}" if d["ok"] else f"FAILED: {errors} problem(s) found (checked {checked})")
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
+from collections.abc import Callable
 from typing import Any
+
+from ..description import Weight
+from ..errors import CorruptFileError
+from .stats import CHUNK_BYTES, NON_NUMERIC
 
 #: Tensors larger than this are summarized in text and refused in JSON (use --out).
 MAX_PRINT_ELEMENTS = 100_000
@@ -34,6 +42,49 @@ def savable(values: Any) -> tuple[Any, str | None]:
     if target:
         return values.astype(target), f"{values.dtype.name} values saved as {target} (exact)"
     return np.asarray(values), None
+
+
+def write_npy(
+    weight: Weight, path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+) -> str | None:
+    """Write a weight's values to ``path`` as ``.npy``; a note when they were converted.
+
+    Numeric values are streamed: the header first, then chunk by chunk, so a tensor larger
+    than memory is written holding one chunk. ``progress(bytes_done, bytes_total)`` follows.
+    """
+    import numpy as np
+
+    chunks = weight.iter_chunks(max_bytes=CHUNK_BYTES)
+    first = next(chunks, None) if weight.dtype not in NON_NUMERIC else None
+    if first is None or first.dtype == object:  # strings and empty tensors: small, or no choice
+        array, note = savable(weight.read())
+        with open(path, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        return note
+    target = np.dtype(_WIDEN.get(first.dtype.name, first.dtype))
+    note = f"{first.dtype.name} values saved as {target.name} (exact)" if target != first.dtype else None
+    shape = tuple(int(d) for d in weight.shape)
+    header = {"descr": np.lib.format.dtype_to_descr(target), "fortran_order": False, "shape": shape}
+    expected = math.prod(shape)
+    written = 0
+    with open(path, "wb") as f:
+        try:
+            np.lib.format.write_array_header_1_0(f, header)
+        except ValueError:  # a header over 64 KiB (absurdly many dimensions)
+            np.lib.format.write_array_header_2_0(f, header)
+        for chunk in itertools.chain([first], chunks):
+            out = np.ascontiguousarray(chunk.astype(target, copy=False))
+            if written + out.size > expected:
+                break
+            f.write(out.data)
+            written += out.size
+            if progress is not None:
+                progress(round(written * weight.nbytes / expected), weight.nbytes)
+    if written != expected:
+        raise CorruptFileError(
+            f"{weight.name}: {written} values read, but its shape {list(shape)} holds {expected}"
+        )
+    return note
 
 
 def printable(values: Any) -> tuple[Any, str]:

@@ -7,6 +7,7 @@ on the output format; the renderers turn it into a table, markdown or JSON.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..description import (
     Weight,
 )
 from ..errors import UserError
-from .stats import weight_stats
+from .stats import all_weight_stats
 
 
 def shape_json(shape: tuple[int | None, ...] | None) -> list[int | None] | None:
@@ -102,17 +103,20 @@ def weight_entry(w: Weight) -> dict[str, Any]:
 
 
 def weights_view(
-    desc: ModelDescription, match: str | None = None, include_optimizer: bool = False, stats: bool = False
+    desc: ModelDescription,
+    match: str | None = None,
+    include_optimizer: bool = False,
+    stats: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
+    """The weights table; with ``stats``, each tensor's values are streamed once (bounded
+    memory) and ``progress(bytes_done, bytes_total)`` is called as they are read."""
     chosen, hidden = select_weights(desc, match, include_optimizer)
-    entries = []
-    for w in chosen:
-        e = weight_entry(w)
-        if stats:
-            s = weight_stats(w)
+    entries = [weight_entry(w) for w in chosen]
+    if stats:
+        for e, s in zip(entries, all_weight_stats(chosen, progress), strict=True):
             for k in ("min", "max", "mean", "std", "nan", "inf"):
                 e[k] = None if s is None else getattr(s, k)
-        entries.append(e)
     return {
         "path": desc.path,
         "format": desc.format,
@@ -202,13 +206,18 @@ def _jsonable(value: Any) -> Any:
 
 
 def check_view(report: CheckReport) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "path": report.path,
         "format": report.format,
         "ok": report.ok,
         "checked": dict(report.checked),
         "findings": [{"severity": f.severity, "subject": f.subject, "message": f.message} for f in report.findings],
     }
+    if report.targets:  # `check --target`: which lints ran, and which one found each problem
+        view["targets"] = list(report.targets)
+        for entry, f in zip(view["findings"], report.findings, strict=True):
+            entry["target"] = f.target or "integrity"
+    return view
 
 
 # ----------------------------------------------------------------------------------------

@@ -99,15 +99,27 @@ def verify_models(
     save_inputs: str | None = None,
     save_outputs: str | None = None,
 ) -> VerificationReport:
-    """Run A and B on the same inputs and compare every output (see module doc)."""
+    """Run A and B on the same inputs and compare every output (see module doc).
+
+    Unless ``unsafe``, a SavedModel or ``.tflite`` with safety errors (ops reaching files,
+    network or Python: ``modelinspect check --target safety``) is refused before it loads.
+    """
+    from ..formats import detect
+
+    if not unsafe:
+        # Refuse models whose ops reach outside them before anything loads (Keras Lambda
+        # layers are the Keras runner's own safe mode).
+        from ..inspect.lint import require_safe
+
+        for path in (a, b):
+            if not _is_npz(path) and detect(path) in ("savedmodel", "tflite"):
+                require_safe(path)
 
     def runner(path: str | os.PathLike[str], sig: str | None) -> Any:
-        from ..formats import detect
-
         fmt = detect(path)
         options: dict[str, Any] = {}
         if fmt == "savedmodel":
-            options = {"signature": sig, "tags": tags}
+            options = {"signature": sig, "tags": tags, "safe_mode": False}  # checked above unless --unsafe
         elif fmt == "tflite":
             options = {"signature": sig}
         elif fmt in ("keras_h5", "keras_zip"):

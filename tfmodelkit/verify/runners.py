@@ -354,7 +354,11 @@ def _tf_dtype(dtype: Any) -> str:
 
 
 class SavedModelRunner(BaseRunner):
-    """A SavedModel signature run by ``tf.saved_model.load`` (a serving base folder: its newest version)."""
+    """A SavedModel signature run by ``tf.saved_model.load`` (a serving base folder: its newest version).
+
+    With ``safe_mode`` (the default) a model whose ops reach outside it (files, network, Python;
+    ``modelinspect check --target safety``) is refused before TensorFlow loads it.
+    """
 
     backend = "savedmodel"
 
@@ -363,6 +367,7 @@ class SavedModelRunner(BaseRunner):
         path: str | os.PathLike[str],
         signature: str | None = "serving_default",
         tags: str | Sequence[str] | None = None,
+        safe_mode: bool = True,
     ) -> None:
         super().__init__(path)
         from ..formats import savedmodel as sm_format
@@ -370,6 +375,10 @@ class SavedModelRunner(BaseRunner):
         resolved = sm_format.resolve(path)
         self.folder = resolved.folder
         self.notes.extend(resolved.notes)
+        if safe_mode:
+            from ..inspect.lint import require_safe
+
+            require_safe(self.folder, format="savedmodel")
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
         self.tags = tuple(tags) if tags else None
@@ -989,7 +998,7 @@ class TFLiteRunner(BaseRunner):
 # --------------------------------------------------------------------------------------- dispatch
 
 _OPTIONS = {
-    "savedmodel": ("signature", "tags"),
+    "savedmodel": ("signature", "tags", "safe_mode"),
     "keras_h5": ("safe_mode", "loader"),
     "keras_zip": ("safe_mode", "loader"),
     "tflite": ("signature", "quantize_inputs", "dequantize_outputs", "num_threads"),
@@ -1000,7 +1009,7 @@ def runner_for(path: str | os.PathLike[str], format: str | None = None, **option
     """The runner for ``path``, chosen by :func:`tfmodelkit.detect` (or ``format``).
 
     Options that do not apply to the format are refused unless they are None (so a command can
-    pass every flag through): ``signature``/``tags`` (SavedModel), ``safe_mode``/``loader``
+    pass every flag through): ``signature``/``tags``/``safe_mode`` (SavedModel), ``safe_mode``/``loader``
     (Keras), ``signature``/``quantize_inputs``/``dequantize_outputs``/``num_threads`` (TFLite).
     """
     from ..formats import detect, normalize_format
