@@ -217,3 +217,14 @@ def test_recurrent_model_needs_flex_and_says_so(tmp_path):
     assert report.details["flex_ops"], report.details
     assert any("Flex" in w for w in report.warnings)
     assert (tmp_path / "b.tflite").exists()
+
+
+def test_backup_of_a_run_killed_mid_commit_is_restored(tmp_path):
+    from tfmodelkit.convert.base import clean_leftovers
+
+    dst = tmp_path / "sm"
+    backup = tmp_path / ".sm.tfmodelkit-old-999999999"
+    backup.mkdir()
+    (backup / "saved_model.pb").write_text("previous model")
+    clean_leftovers(dst)
+    assert (dst / "saved_model.pb").read_text() == "previous model" and not backup.exists()

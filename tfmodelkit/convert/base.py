@@ -119,6 +119,12 @@ def clean_leftovers(destination: Path) -> list[str]:
             if child.name.startswith(prefix):
                 pid_text = child.name[len(prefix) :].split(".")[0]
                 if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                    if mark == OLD_MARK and not (destination.exists() or destination.is_symlink()):
+                        # Killed between moving the old destination aside and renaming the
+                        # new one in: the backup is the user's previous model; put it back.
+                        os.replace(child, destination)
+                        removed.append(f"{child.name} (restored as {destination.name})")
+                        continue
                     _remove(child)
                     removed.append(child.name)
     return removed
