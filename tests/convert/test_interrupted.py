@@ -185,13 +185,6 @@ with staged_output(dst, overwrite=True) as stage:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="convert/base.py Stage.commit moves the existing destination to "
-    ".<name>.tfmodelkit-old-<pid> before renaming the staged output into place; a kill between "
-    "the two renames leaves no destination, and the next run's clean_leftovers deletes the "
-    "backup: the user's previous model is lost",
-)
 def test_kill_inside_the_commit_keeps_the_previous_destination(tmp_path):
     from tfmodelkit.convert.base import clean_leftovers
 
