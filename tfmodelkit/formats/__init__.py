@@ -53,7 +53,12 @@ def normalize_format(name: str) -> str:
     return ALIASES[key]
 
 
-def _head(path: Path, n: int = 8) -> bytes:
+def read_head(path: Path, n: int = 8, kind: str = "model file") -> bytes:
+    """The first ``n`` bytes of a file, with one-line errors for a missing path or a folder."""
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a {kind}")
     try:
         with open(path, "rb") as f:
             return f.read(n)
@@ -89,7 +94,7 @@ def detect(path: str | os.PathLike[str]) -> str:
         )
     if p.name in _SAVEDMODEL_FILES:
         return "savedmodel"
-    head = _head(p)
+    head = read_head(p)
     if head.startswith(_HDF5_MAGIC):
         return "keras_h5"
     if head.startswith(_ZIP_MAGIC):

@@ -248,16 +248,10 @@ def _open_h5(path: Path) -> h5py.File:
 
 def file_source(path: Path) -> H5Source:
     """A source for ``path`` after checking it exists and looks like HDF5."""
+    from . import read_head
+
     path = Path(path)
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise FormatError(f"{path}: is a folder, not a Keras .h5 file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as e:
-        raise NotFoundError(f"{path}: cannot read ({e.strerror})") from None
+    head = read_head(path, 8, "Keras .h5 file")
     if head != _HDF5_MAGIC:
         # The signature may also follow a user block (512, 1024, ... bytes).
         try:

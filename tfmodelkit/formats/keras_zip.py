@@ -82,15 +82,9 @@ def _unsafe_name(name: str) -> bool:
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise FormatError(f"{path}: is a folder, not a .keras file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as e:
-        raise NotFoundError(f"{path}: cannot read ({e.strerror})") from None
+    from . import read_head
+
+    head = read_head(path, 4, ".keras file")
     try:
         return zipfile.ZipFile(path)
     except ZIP_ERRORS as e:
