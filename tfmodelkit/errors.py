@@ -13,10 +13,18 @@ EXIT_USAGE = 2  # bad input, bad usage, unsupported file
 EXIT_INTERNAL = 3  # a bug in tfmodelkit
 
 
+#: Control characters (names read from damaged files can hold any byte) shown escaped, so
+#: that every message stays one line on a terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 class TFModelKitError(Exception):
     """Base of every error tfmodelkit raises on purpose."""
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(str(message).translate(_CONTROL), *args)
 
 
 class UserError(TFModelKitError):

@@ -44,8 +44,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{fmt:<11} {f.inputs:>7} {f.described:>8} {f.refused:>8} {f.check_failed:>7} "
             f"{len(f.errors):>7} {len(f.findings):>8} {f.slowest:>9.3f}  {f.slowest_label[:70]}"
         )
-    for fmt in sorted(FIGURES):
-        for bug, n in sorted(FIGURES[fmt].known_bugs.items()):
-            tr.write_line(
-                f"{fmt}: {n} input(s) showed the known bug {bug} (strict xfails in test_crashers.py)"
-            )

@@ -31,10 +31,6 @@ TIME_LIMIT = float(os.environ.get("TFMODELKIT_FUZZ_TIME_LIMIT", "5"))
 H5_TIMEOUT = float(os.environ.get("TFMODELKIT_FUZZ_H5_TIMEOUT", "1.5"))
 
 
-#: Readers whose errors may not name the file yet (see ``exercise``).
-UNNAMED_TOLERATED = ("checkpoint", "savedmodel")
-
-
 @dataclass
 class ReaderFigures:
     inputs: int = 0
@@ -46,10 +42,6 @@ class ReaderFigures:
     check_failed: int = 0
     errors: set[str] = field(default_factory=set)
     findings: set[str] = field(default_factory=set)
-    #: error messages that do not name the file they are about
-    unnamed: set[str] = field(default_factory=set)
-    #: inputs showing a known bug (see ``_known_bug``), by bug
-    known_bugs: dict[str, int] = field(default_factory=dict)
     slowest: float = 0.0
     slowest_label: str = ""
     seconds: float = 0.0
@@ -62,10 +54,8 @@ class ReaderFigures:
             "check_found_errors": self.check_failed,
             "distinct_error_messages": len(self.errors),
             "distinct_check_findings": len(self.findings),
-            "messages_not_naming_the_file": sorted(self.unnamed)[:20],
             "error_messages": sorted(self.errors)[:300],
             "check_findings": sorted(self.findings)[:300],
-            "known_bug_hits": dict(self.known_bugs),
             "slowest_input_seconds": round(self.slowest, 3),
             "slowest_input": self.slowest_label,
             "total_seconds": round(self.seconds, 2),
@@ -137,10 +127,7 @@ def exercise(fmt: str, target: Path, root: Path, label: str = "", record: bool =
                 except TFModelKitError as e:  # streaming may notice damage that read() did not
                     errors.append(str(e))
                     continue
-                if not _same(arr.reshape(-1), streamed):
-                    bug = _known_bug(fmt, w, arr, streamed)
-                    assert bug, f"{w.name}: streamed values differ from read()"
-                    fig.known_bugs[bug] = fig.known_bugs.get(bug, 0) + 1
+                assert _same(arr.reshape(-1), streamed), f"{w.name}: streamed values differ from read()"
         try:
             report = tfmodelkit.check(target, **options)
         except TFModelKitError as e:
@@ -161,24 +148,8 @@ def exercise(fmt: str, target: Path, root: Path, label: str = "", record: bool =
     for msg in errors:
         assert "\n" not in msg, f"error message spans lines: {msg!r}"
         fig.errors.add(normalize(msg, root))
-        if str(root) not in msg:
-            # Checkpoint values (also a SavedModel's variables) still fail without the file's
-            # name (a strict xfail in test_crashers.py); the other readers must name it.
-            assert fmt in UNNAMED_TOLERATED, f"error message does not name the file: {msg!r}"
-            fig.unnamed.add(normalize(msg, root))
+        assert str(root) in msg, f"error message does not name the file: {msg!r}"
     return Outcome(elapsed, errors, findings)
-
-
-def _known_bug(fmt: str, weight, value: np.ndarray, chunks: list[np.ndarray]) -> str | None:
-    """The known bug a symptom shows, in a module this suite's authors could not change.
-
-    Each has a strict xfail test in ``test_crashers.py``; remove its case here once that test
-    passes (the bug is fixed), so that the property guards the fix.
-    """
-    if fmt == "checkpoint" and "slices" in weight.extra and any(c.dtype != value.dtype for c in chunks):
-        # A slice whose dtype differs from its tensor's: read() casts it, streaming does not.
-        return "checkpoint-slice-dtype-differs"
-    return None
 
 
 def _same(flat: np.ndarray, chunks: list[np.ndarray]) -> bool:

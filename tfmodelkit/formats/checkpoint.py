@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,11 +85,21 @@ def prefixes(path: str | os.PathLike[str]) -> list[Path]:
     return _prefixes_in(folder)
 
 
-def _state_file_prefix(folder: Path) -> tuple[Path | None, str | None]:
-    """The prefix the ``checkpoint`` state file names, and a note when it is unusable."""
+def _exists_here(folder: Path, named: str) -> Path | None:
+    """The prefix a state-file entry means: as written, or (absolute paths written on
+    another machine) the same name in this folder."""
+    candidate = Path(named) if os.path.isabs(named) else folder / named
+    if Path(str(candidate) + ".index").is_file():
+        return candidate
+    local = folder / Path(named).name
+    return local if Path(str(local) + ".index").is_file() else None
+
+
+def _state_file_prefix(folder: Path) -> tuple[Path | None, tuple[str, ...]]:
+    """The prefix the ``checkpoint`` state file names, and notes on what in it is unusable."""
     state = folder / "checkpoint"
     if not state.is_file():
-        return None, None
+        return None, ()
     from google.protobuf import text_format
 
     from .protos import tfmodelkit_pb2 as pb
@@ -98,18 +108,20 @@ def _state_file_prefix(folder: Path) -> tuple[Path | None, str | None]:
     try:
         text_format.Parse(state.read_text(errors="replace"), msg, allow_unknown_field=True)
     except text_format.ParseError as e:
-        return None, f"{state}: unreadable state file ({e}); using the newest prefix"
+        return None, (f"{state}: unreadable state file ({e}); using the newest prefix",)
+    # Savers keep the last N prefixes in all_model_checkpoint_paths; files deleted by hand
+    # (or a copy of only the newest) leave entries naming nothing. TF lists them as if present.
+    stale = [n for n in msg.all_model_checkpoint_paths if n and _exists_here(folder, n) is None]
+    notes = [f"state file also lists {', '.join(stale)}, not in the folder (stale entries)"] if stale else []
     named = msg.model_checkpoint_path
     if not named:
-        return None, None
-    candidate = Path(named) if os.path.isabs(named) else folder / named
-    if Path(str(candidate) + ".index").is_file():
-        return candidate, None
-    # Absolute paths written on another machine: try the same name here.
-    local = folder / Path(named).name
-    if Path(str(local) + ".index").is_file():
-        return local, f"state file names {named}, which is elsewhere; using {local.name} in this folder"
-    return None, f"state file names {named}, which does not exist; using the newest prefix in the folder"
+        return None, tuple(notes)
+    found = _exists_here(folder, named)
+    if found is None:
+        notes.insert(0, f"state file names {named}, which does not exist; using the newest prefix in the folder")
+    elif str(found) != str(folder / named) and not (os.path.isabs(named) and found == Path(named)):
+        notes.insert(0, f"state file names {named}, which is elsewhere; using {found.name} in this folder")
+    return found, tuple(notes)
 
 
 def resolve(path: str | os.PathLike[str]) -> Resolved:
@@ -118,8 +130,7 @@ def resolve(path: str | os.PathLike[str]) -> Resolved:
     if p.name == "checkpoint" and p.is_file():
         p = p.parent
     if p.is_dir():
-        named, note = _state_file_prefix(p)
-        notes = (note,) if note else ()
+        named, notes = _state_file_prefix(p)
         if named is not None:
             return Resolved(named, notes)
         found = _prefixes_in(p)
@@ -137,7 +148,9 @@ def resolve(path: str | os.PathLike[str]) -> Resolved:
         if p.exists():
             raise CorruptFileError(f"{path}: no {p.name}.index beside it; not a usable checkpoint")
         raise NotFoundError(f"{path}: no such checkpoint (expected {p}.index)")
-    return Resolved(p)
+    # A prefix named directly: the state file beside it still tells of stale entries.
+    _, notes = _state_file_prefix(p.parent)
+    return Resolved(p, tuple(n for n in notes if n.startswith("state file also lists")))
 
 
 # ----------------------------------------------------------------------------------------
@@ -492,6 +505,10 @@ def _slice_regions(e: Entry) -> list[tuple[tuple[slice, ...], Entry]]:
                 raise CorruptFileError(f"{e.name}: slice {extents} outside shape {list(e.shape)}")
             index.append(slice(start, stop))
         expected = tuple(s.stop - s.start for s in index)
+        # TensorFlow writes every slice with its tensor's dtype; a different one means a
+        # damaged record, and casting its values would turn bytes into plausible garbage.
+        if part.dtype != e.dtype:
+            raise CorruptFileError(f"{e.name}: a slice is stored as {part.dtype} but the tensor is {e.dtype}")
         if part.shape != expected:
             raise CorruptFileError(f"{e.name}: slice holds shape {part.shape}, expected {expected}")
         regions.append((tuple(index), part))
@@ -670,20 +687,20 @@ def describe_index(index: Index, path: str, notes: tuple[str, ...] = ()) -> Mode
             nbytes = sum(p.size for _, p in e.slices)
 
             def loader(e: Entry = e) -> np.ndarray:
-                return _assemble(shards, e, index.big_endian)
+                return _guarded(index.prefix, lambda: _assemble(shards, e, index.big_endian))
 
             def chunker(max_bytes: int, ordered: bool, e: Entry = e) -> Iterator[np.ndarray]:
-                return partitioned_chunks(shards, e, index.big_endian, max_bytes, ordered)
+                return _guarded_iter(index.prefix, partitioned_chunks(shards, e, index.big_endian, max_bytes, ordered))
 
         else:
             location = f"{shards.path(e.shard).name} @ {e.offset}"
             nbytes = e.size
 
             def loader(e: Entry = e) -> np.ndarray:
-                return read_entry(shards, e, index.big_endian)
+                return _guarded(index.prefix, lambda: read_entry(shards, e, index.big_endian))
 
             def chunker(max_bytes: int, ordered: bool, e: Entry = e) -> Iterator[np.ndarray]:
-                return entry_chunks(shards, e, index.big_endian, max_bytes)
+                return _guarded_iter(index.prefix, entry_chunks(shards, e, index.big_endian, max_bytes))
 
         extra: dict[str, Any] = {"crc32c": e.crc} if not e.partitioned else {"slices": len(e.slices)}
         if name in key_to_name:
@@ -738,14 +755,33 @@ def read(path: Path, **options: Any) -> ModelDescription:
     return desc
 
 
+_DAMAGE = (ValueError, OverflowError, struct.error, MemoryError, IndexError)
+
+
+def _naming_file(prefix: Path, e: Exception) -> TFModelKitError:
+    """``e`` as our error, its message naming the checkpoint (the messages of value reads
+    name the tensor; a user running a command over several files needs the file too)."""
+    if not isinstance(e, TFModelKitError):
+        return CorruptFileError(f"{prefix}: damaged checkpoint ({type(e).__name__}: {e})")
+    if str(prefix) in str(e):
+        return e
+    return type(e)(f"{prefix}: {e}")
+
+
 def _guarded(prefix: Path, fn: Any) -> Any:
     """Run ``fn``; protobuf, numpy and OS errors on damaged files become our errors."""
     try:
         return fn()
-    except TFModelKitError:
-        raise
-    except (ValueError, OverflowError, struct.error, MemoryError, IndexError) as e:
-        raise CorruptFileError(f"{prefix}: damaged checkpoint ({type(e).__name__}: {e})") from None
+    except (TFModelKitError, *_DAMAGE) as e:
+        raise _naming_file(prefix, e) from None
+
+
+def _guarded_iter(prefix: Path, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """``chunks``, with the errors of ``_guarded``."""
+    try:
+        yield from chunks
+    except (TFModelKitError, *_DAMAGE) as e:
+        raise _naming_file(prefix, e) from None
 
 
 #: Called as ``progress(bytes_done, bytes_total)`` while tensor bytes are read.
@@ -791,18 +827,27 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
     except TFModelKitError as e:
         return CheckReport(str(resolved.prefix), "checkpoint", {}, (Finding("error", "index", str(e)),))
     shards = _Shards(index)
-    present = 0
+    missing: list[int] = []
     for k in range(index.num_shards):
         try:
             shards.size(k)
-            present += 1
-        except NotFoundError as e:
-            findings.append(Finding("error", shards.path(k).name, str(e)))
+        except NotFoundError:
+            missing.append(k)
+    present = index.num_shards - len(missing)
     todo: list[tuple[str, int, Entry, Entry]] = []
+    problems: dict[tuple[str, int], Finding] = {}
     for name in sorted(index.entries):
         e = index.entries[name]
+        if e.partitioned:
+            try:
+                _slice_regions(e)
+            except CorruptFileError as err:
+                problems[(name, -1)] = Finding("error", name, str(err).removeprefix(f"{name}: "))
         for k, part in enumerate([p for _, p in e.slices] if e.partitioned else [e]):
             todo.append((name, k, e, part))
+    findings.extend(_shard_findings(index, shards, missing, [part for *_, part in todo]))
+    lost = set(missing)
+    todo = [t for t in todo if t[3].shard not in lost]  # named once, with their shard
     total = sum(part.size for _, _, _, part in todo)
     done = 0
 
@@ -812,7 +857,6 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
         if progress is not None:
             progress(done, total)
 
-    problems: dict[tuple[str, int], Finding] = {}
     for name, k, e, part in sorted(todo, key=lambda t: (t[3].shard, t[3].offset)):
         before = done
         problem = _check_entry(shards, part, advance)
@@ -842,6 +886,59 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
     )
 
 
+#: Missing shards named one finding each up to this many; beyond, one finding for all.
+MISSING_SHARDS_LISTED = 3
+
+
+def _shard_findings(index: Index, shards: _Shards, missing: list[int], parts: list[Entry]) -> list[Finding]:
+    """Missing data shards, with how many tensors each held, and a header whose shard count
+    the entries contradict. A damaged ``num_shards`` (one varint) renames every shard, so the
+    report says so once instead of listing thousands of absent files."""
+    out = []
+    held = Counter(p.shard for p in parts)
+    if len(missing) <= MISSING_SHARDS_LISTED:
+        for k in missing:
+            n = held.get(k, 0)
+            what = f"; {n} tensor{'s' if n != 1 else ''} lived there" if n else ""
+            out.append(Finding("error", shards.path(k).name, f"{shards.path(k)}: data shard missing{what}"))
+    elif missing:
+        names = ", ".join(shards.path(k).name for k in missing[:2])
+        n = sum(held.get(k, 0) for k in missing)
+        out.append(
+            Finding(
+                "error",
+                "shards",
+                f"{len(missing)} of {index.num_shards} data shards missing ({names}, ...); "
+                f"{n} tensor{'s' if n != 1 else ''} lived there",
+            )
+        )
+    if missing:
+        pattern = f"{index.prefix.name}.data-*-of-*"
+        others = sorted(
+            p.name for p in index.prefix.parent.glob(pattern) if not p.name.endswith(f"-of-{index.num_shards:05d}")
+        )
+        if others:
+            out.append(
+                Finding(
+                    "error",
+                    "index",
+                    f"the header claims {index.num_shards} shards but the folder holds "
+                    f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}: a damaged header, "
+                    "or data files of another save",
+                )
+            )
+    used = max(held, default=0) + 1
+    if parts and index.num_shards > used and not any(f.subject == "index" for f in out):
+        out.append(
+            Finding(
+                "warning",
+                "index",
+                f"the header claims {index.num_shards} data shards but the tensors use only {used}",
+            )
+        )
+    return out
+
+
 def _slow_crc() -> bool:
     import google_crc32c
 
@@ -850,7 +947,10 @@ def _slow_crc() -> bool:
 
 def _check_entry(shards: _Shards, e: Entry, advance: Callable[[int], None] | None = None) -> str | None:
     if e.dtype not in NON_NUMERIC:
-        expected = e.count * numpy_dtype(e.dtype).itemsize
+        try:
+            expected = e.count * numpy_dtype(e.dtype).itemsize
+        except UnsupportedError as err:  # a dtype number TensorFlow does not have: damage
+            return f"{err}; the entry is damaged or from a newer TensorFlow"
         if e.size != expected:
             return f"holds {e.size} bytes, but {e.dtype}{list(e.shape)} needs {expected}"
     try:

@@ -241,6 +241,7 @@ def _check(d: dict[str, Any], doc: _Doc) -> None:
         verdict = f"OK: no errors ({warnings} warning(s))" if d["ok"] else f"FAILED: {errors} error(s), {warnings} warning(s)"
         doc.line(f"{verdict} for {', '.join(targets)}; checked {checked or 'nothing'}")
         return
+    checked = checked or "nothing"
     doc.line(f"OK: checked {checked}" if d["ok"] else f"FAILED: {errors} problem(s) found (checked {checked})")
 
 
