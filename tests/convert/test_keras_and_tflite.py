@@ -43,6 +43,8 @@ def test_keras_fixture_to_savedmodel_keeps_names_and_numbers(name, tmp_path):
     src = FIXTURES / INDEX[name]["model"]
     report = keras_to_savedmodel(src, tmp_path / "sm", quiet=True)
     assert report.ok and report.verification[0]["ok"]
+    # checked while staged under a temporary name, reported under the name it ships as
+    assert report.verification[0]["context"]["candidate"]["path"] == str(tmp_path / "sm")
     x, y = _io(name)
     got = _run_savedmodel(tmp_path / "sm", x)  # TensorFlow itself, keyed by the Keras names
     assert set(got) == set(y)
@@ -62,6 +64,7 @@ def test_keras_to_tflite_every_quantization(quantize, atol, tmp_path):
     report = convert(src, dst, quantize=quantize, quiet=True)
     assert report.ok and report.route == ["keras_zip", "savedmodel", "tflite"]
     assert len(report.verification) == 2 and all(v["ok"] for v in report.verification)
+    assert report.verification[1]["context"]["candidate"]["path"] == str(dst)
     runner = Interpreter(model_path=str(dst)).get_signature_runner("serving_default")
     x, y = _io("keras_zip_functional_multi_io")
     if quantize == "int8":

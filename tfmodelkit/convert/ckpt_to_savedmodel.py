@@ -1161,6 +1161,7 @@ def ckpt_to_savedmodel(
             with progress.stage("verify", "loading the SavedModel back"):
                 # Our own export of the model the reference runs: the same ops, nothing new.
                 candidate = SavedModelRunner(stage.path, signature="serving_default", safe_mode=False)
+                candidate.shown = str(stage.destination)
             reference = RestoredModelRunner(built, prefix, outputs, match.root_key)
             result = run_verification(
                 reference, candidate, options, "float32", progress, "restored model vs SavedModel"

@@ -181,6 +181,7 @@ def keras_to_savedmodel(
             with progress.stage("verify", "loading the SavedModel back"):
                 # Our own export of the model the reference runs: the same ops, nothing new.
                 candidate = SavedModelRunner(stage.path, signature="serving_default", safe_mode=False)
+                candidate.shown = str(stage.destination)
             result = run_verification(runner, candidate, options, "float32", progress, "Keras vs SavedModel")
             report.ok = result.ok
         if report.ok or keep_failed:

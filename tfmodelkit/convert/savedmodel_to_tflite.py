@@ -212,6 +212,7 @@ def savedmodel_to_tflite(
                         if ref is None:  # safety was checked at the start (or --unsafe)
                             ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
                         cand = TFLiteRunner(stage.path, signature=key)
+                        cand.shown = str(stage.destination)
                     label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
                     result = run_verification(ref, cand, options, kind, progress, label)
                     report.ok = report.ok and result.ok

@@ -307,11 +307,14 @@ class BaseRunner:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        #: How reports and messages name the model: a conversion checks its output while it
+        #: is still staged under a temporary name, and shows it by its destination.
+        self.shown = str(path)
         self.notes: list[str] = []
 
     @property
     def label(self) -> str:
-        return f"{self.backend}:{self.path}"
+        return f"{self.backend}:{self.shown}"
 
     @property
     def dequantized_outputs(self) -> Mapping[str, QuantParams]:
@@ -320,8 +323,8 @@ class BaseRunner:
 
     def prepare(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The feed checked against ``inputs`` (names, ranks, known dims) and cast to their dtypes."""
-        _check_feed(self.inputs, feed, str(self.path))
-        return {s.name: _coerce(s, feed[s.name], str(self.path)) for s in self.inputs}
+        _check_feed(self.inputs, feed, self.shown)
+        return {s.name: _coerce(s, feed[s.name], self.shown) for s in self.inputs}
 
     def versions(self) -> dict[str, str | None]:
         return {}
@@ -329,7 +332,7 @@ class BaseRunner:
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
-            "path": str(self.path),
+            "path": self.shown,
             "versions": self.versions(),
             "inputs": [spec_dict(s) for s in self.inputs],
             "outputs": [spec_dict(s) for s in self.outputs],
@@ -929,18 +932,18 @@ class TFLiteRunner(BaseRunner):
         return dict(self._in_q) if self.quantize_inputs else {}
 
     def prepare(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        _check_feed(self.inputs, feed, str(self.path))
+        _check_feed(self.inputs, feed, self.shown)
         out = {}
         for spec, native in zip(self.inputs, self._native_inputs, strict=True):
             value = np.asarray(feed[spec.name])
             q = self._in_q.get(spec.name)
             if q is not None and self.quantize_inputs and _family(value.dtype) == "float":
                 # Check the shape first (against the float spec), then quantize.
-                _coerce(spec, value, str(self.path))
+                _coerce(spec, value, self.shown)
                 value = q.quantize(value)
             # LiteRT's signature runner resizes inputs non-strictly: a wrong non-batch dim would
             # run on garbage, so every known dim is checked here.
-            out[spec.name] = _coerce(native, value, str(self.path))
+            out[spec.name] = _coerce(native, value, self.shown)
         return out
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -950,7 +953,7 @@ class TFLiteRunner(BaseRunner):
             with ctx:  # the XNNPACK banner comes with the first allocation
                 raw = self._invoke(values)
         except (ValueError, RuntimeError) as e:
-            raise UserError(f"{self.path}: LiteRT could not run the model ({_first_line(e)})") from None
+            raise UserError(f"{self.shown}: LiteRT could not run the model ({_first_line(e)})") from None
         self._first_run = False
         result = {}
         for spec in self.outputs:
