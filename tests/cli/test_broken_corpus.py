@@ -117,7 +117,7 @@ def test_stale_state_file_still_finds_the_checkpoint(corpus):
     desc = json.loads(p.stdout)
     assert desc["path"] == f"{path}/model.ckpt-46900" and desc["weights"]["count"] == 27
     p = modelinspect("check", path)
-    assert p.returncode == 0 and p.stderr == "" and "OK: checked 27 tensors, 1 shards" in p.stdout
+    assert p.returncode == 0 and p.stderr == "" and "OK: checked 27 tensors, 1 shard" in p.stdout
 
 
 def test_stale_state_file_entry_is_warned_about(corpus):

@@ -827,9 +827,17 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
     except TFModelKitError as e:
         return CheckReport(str(resolved.prefix), "checkpoint", {}, (Finding("error", "index", str(e)),))
     shards = _Shards(index)
+    # One listing of the folder instead of a stat per shard: a damaged header can claim
+    # 100,000 shards.
+    try:
+        here = {c.name for c in index.prefix.parent.iterdir() if c.name.startswith(f"{index.prefix.name}.data-")}
+    except OSError:
+        here = set()
     missing: list[int] = []
     for k in range(index.num_shards):
         try:
+            if shards.path(k).name not in here:
+                raise NotFoundError("not listed")
             shards.size(k)
         except NotFoundError:
             missing.append(k)

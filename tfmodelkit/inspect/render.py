@@ -234,7 +234,7 @@ def _check(d: dict[str, Any], doc: _Doc) -> None:
         doc.heading(f"{d['path']}  [{d['format']}]")
         if d["findings"]:
             doc.table([[f["severity"], f["subject"], f["message"]] for f in d["findings"]], ["severity", "subject", "problem"])
-    checked = ", ".join(f"{v} {k}" for k, v in d["checked"].items())
+    checked = ", ".join(f"{v} {k.removesuffix('s') if v == 1 else k}" for k, v in d["checked"].items())
     errors = sum(1 for f in d["findings"] if f["severity"] == "error")
     if targets:
         warnings = len(d["findings"]) - errors
