@@ -44,6 +44,7 @@ fixtures: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tfmodelkit tests benchmarks scripts fixtures
+	$(VENV)/bin/mypy
 
 protos:
 	$(PY) scripts/gen_protos.py

@@ -109,7 +109,7 @@ def _remove(path: Path) -> None:
 
 def clean_leftovers(destination: Path) -> list[str]:
     """Remove partial outputs of earlier runs for ``destination`` whose process is gone."""
-    removed = []
+    removed: list[str] = []
     parent = destination.parent
     if not parent.is_dir():
         return removed

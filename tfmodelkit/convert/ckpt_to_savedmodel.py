@@ -329,10 +329,10 @@ def _own_inputs(model: Any, path: Path) -> tuple[tuple[InputSpec, ...], str, tup
         import inspect
 
         try:
-            params = [p for p in inspect.signature(call.python_function).parameters if p != "self"]
+            params = [p for p in inspect.signature(call.python_function).parameters if p != "self"]  # type: ignore[union-attr]
         except (TypeError, ValueError, AttributeError):
             params = []
-        specs = []
+        found: list[InputSpec] = []
         for i, s in enumerate(signature):
             if not hasattr(s, "dtype") or not hasattr(s, "shape"):
                 return None  # nested signatures: let the user say what to feed
@@ -340,8 +340,8 @@ def _own_inputs(model: Any, path: Path) -> tuple[tuple[InputSpec, ...], str, tup
             shape = _shape_or_none(s.shape)
             if shape is None:
                 return None
-            specs.append(InputSpec(str(name), _dtype_name(s.dtype), shape))
-        return tuple(specs), "positional", ()
+            found.append(InputSpec(str(name), _dtype_name(s.dtype), shape))
+        return tuple(found), "positional", ()
     return None
 
 
@@ -738,13 +738,15 @@ def match_object_based(
     optimizer_nodes = _reach(graph, optimizer_starts, lambda n, e: False)
     _, optimizer_keys, _ = ckpt_format.object_paths(graph)
 
-    key_node: dict[str, tuple[int, str]] = {}
-    for nid, node in enumerate(nodes):
+    key_node: dict[str, tuple[int | None, str]] = {}
+    for node_id, node in enumerate(nodes):
         for attr in node.attributes:
-            key_node.setdefault(attr.checkpoint_key, (nid, attr.name))
+            key_node.setdefault(attr.checkpoint_key, (node_id, attr.name))
     paths = {id(v): p for p, v in variables.values()}
     restored: dict[str, str] = {}
-    unused, optimizer_unused, ignored = [], [], []
+    unused: list[str] = []
+    optimizer_unused: list[str] = []
+    ignored: list[str] = []
     for name in sorted(index.entries):
         if name == ckpt_format.OBJECT_GRAPH_KEY:
             continue
@@ -827,7 +829,9 @@ def match_name_based(tf: Any, index: Any, desc: Any, model: Any, where: str) -> 
                 break
     taken = {id(v) for v in key_to_var.values()}
     missing = sorted(p for vid, (p, _) in variables.items() if vid not in taken)
-    unused, optimizer_unused, ignored = [], [], []
+    unused: list[str] = []
+    optimizer_unused: list[str] = []
+    ignored: list[str] = []
     for name in sorted(index.entries):
         if name in restored:
             continue

@@ -328,8 +328,8 @@ def read_index(prefix: Path, verify_checksums: bool = True) -> Index:
         if owner is None or not owner.partitioned:
             raise CorruptFileError(f"{index_path}: slices of {name} without its full entry")
         owner.slices = sorted(parts, key=lambda p: tuple(s for s, _ in p[0]))
-    for e in entries.values():
-        for part in [p for _, p in e.slices] if e.partitioned else [e]:
+    for full in entries.values():
+        for part in [p for _, p in full.slices] if full.partitioned else [full]:
             if not 0 <= part.shard < num_shards:
                 raise CorruptFileError(f"{index_path}: {part.name} lives in shard {part.shard} of {num_shards}")
     orphans = []
@@ -438,6 +438,7 @@ def _numeric(shards: _Shards, e: Entry, big_endian: bool) -> np.ndarray:
     import numpy as np
 
     dt = _stored_dtype(shards, e, big_endian)
+    arr: np.ndarray
     if e.size >= MMAP_THRESHOLD:
         shards.bounds(e)
         arr = np.memmap(shards.path(e.shard), dtype=dt, mode="r", offset=e.offset, shape=e.shape)
@@ -845,14 +846,14 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
     todo: list[tuple[str, int, Entry, Entry]] = []
     problems: dict[tuple[str, int], Finding] = {}
     for name in sorted(index.entries):
-        e = index.entries[name]
-        if e.partitioned:
+        full = index.entries[name]
+        if full.partitioned:
             try:
-                _slice_regions(e)
+                _slice_regions(full)
             except CorruptFileError as err:
                 problems[(name, -1)] = Finding("error", name, str(err).removeprefix(f"{name}: "))
-        for k, part in enumerate([p for _, p in e.slices] if e.partitioned else [e]):
-            todo.append((name, k, e, part))
+        for k, part in enumerate([p for _, p in full.slices] if full.partitioned else [full]):
+            todo.append((name, k, full, part))
     findings.extend(_shard_findings(index, shards, missing, [part for *_, part in todo]))
     lost = set(missing)
     todo = [t for t in todo if t[3].shard not in lost]  # named once, with their shard
@@ -865,12 +866,12 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
         if progress is not None:
             progress(done, total)
 
-    for name, k, e, part in sorted(todo, key=lambda t: (t[3].shard, t[3].offset)):
+    for name, k, full, part in sorted(todo, key=lambda t: (t[3].shard, t[3].offset)):
         before = done
         problem = _check_entry(shards, part, advance)
         advance(part.size - (done - before))  # what a failed read skipped
         if problem:
-            subject = name if part is e else f"{name} (slice)"
+            subject = name if part is full else f"{name} (slice)"
             problems[(name, k)] = Finding("error", subject, problem)
     findings.extend(problems[key] for key in sorted(problems))
     for orphan in index.orphans:

@@ -1148,8 +1148,8 @@ def keras3_assemble(inv: Inventory, source: H5Source, model: Any | None, out: As
 
     if parsed is not None and parsed.layers:
         for rec in parsed.layers:
-            p = entry_to_path.get(id(rec.entry))
-            count = None if p is None else params_under(p)
+            where = entry_to_path.get(id(rec.entry))
+            count = None if where is None else params_under(where)
             if count is None and rec.layer.class_name == "InputLayer":
                 count = 0  # a Sequential's input layer gets no container
             out.layers.append(replace(rec.layer, params=count))

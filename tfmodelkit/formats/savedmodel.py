@@ -262,7 +262,8 @@ def _keras_layers(folder: Path, meta_graph: Any, warnings: list[str]) -> tuple[t
         # listed once under whichever path reached it first.
         if not all(s.startswith(("layer-", "layer_with_weights-")) for s in segments[1:]):
             continue
-        config = info.get("config") if isinstance(info.get("config"), dict) else {}
+        raw = info.get("config")
+        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
         layers.append(
             Layer(
                 name=str(info.get("name", segments[-1])),

@@ -821,39 +821,39 @@ def _validate(model: _Model, deep: bool) -> list[Finding]:
     for i, sg in enumerate(model.subgraphs):
         n = len(sg.tensors)
         for role, indices in (("input", sg.inputs), ("output", sg.outputs)):
-            for t in indices:
-                if not -1 <= t < n:
-                    add("error", f"subgraph {i}", f"{role} tensor index {t} is out of range ({n} tensors)")
+            for ti in indices:
+                if not -1 <= ti < n:
+                    add("error", f"subgraph {i}", f"{role} tensor index {ti} is out of range ({n} tensors)")
         constant = set()
         graph_inputs = set(sg.inputs)
-        for t in sg.tensors:
-            subject = _tensor_subject(i, t)
-            b = model.buffer(t.buffer)
-            if b is None:
+        for tensor in sg.tensors:
+            subject = _tensor_subject(i, tensor)
+            buf = model.buffer(tensor.buffer)
+            if buf is None:
                 add(
                     "error",
                     subject,
-                    f"buffer index {t.buffer} is out of range ({len(model.buffers)} buffers)",
+                    f"buffer index {tensor.buffer} is out of range ({len(model.buffers)} buffers)",
                 )
-            elif _holds_data(t, b):
-                constant.add(t.index)
-                problem = _constant_problem(model, i, t, b, deep)
+            elif _holds_data(tensor, buf):
+                constant.add(tensor.index)
+                problem = _constant_problem(model, i, tensor, buf, deep)
                 if problem:
                     add("error", subject, problem)
-                if t.index in graph_inputs:
+                if tensor.index in graph_inputs:
                     add(
                         "warning",
                         subject,
                         "is a subgraph input but holds constant data; LiteRT makes it read-only",
                     )
-            for severity, message in _quant_problems(t, t.index in constant):
+            for severity, message in _quant_problems(tensor, tensor.index in constant):
                 add(severity, subject, message)
-            sig = t.shape_signature
-            if sig and len(sig) != len(t.shape):
+            sig = tensor.shape_signature
+            if sig and len(sig) != len(tensor.shape):
                 add(
                     "warning",
                     subject,
-                    f"shape_signature {list(sig)} and shape {list(t.shape)} differ in rank",
+                    f"shape_signature {list(sig)} and shape {list(tensor.shape)} differ in rank",
                 )
         produced: set[int] = set()
         for k, op in enumerate(sg.operators):

@@ -457,7 +457,7 @@ def _attr_strings(attr: Any) -> list[str]:
 def _attr_functions(attr: Any) -> list[str]:
     if attr.WhichOneof("value") == "func":
         return [attr.func.name]
-    names = []
+    names: list[str] = []
     for func in _attr_list(attr, 9):
         names.extend(n.decode("utf-8", "replace") for n in _sub(func, 1))
     return names
@@ -473,7 +473,7 @@ def _collection_nodes(mg: Any, key: str) -> list[str]:
 
 def _saveable_function_nodes(obj: Any) -> list[int]:
     """Object-graph node ids of a SavedObject's saveable save/restore functions (field 11)."""
-    ids = []
+    ids: list[int] = []
     for entry in _sub(obj.SerializeToString(), 11):
         for saveable in _sub(entry, 2):
             ids.extend(v for n, v in _fields(saveable) if n in (2, 3) and isinstance(v, int))

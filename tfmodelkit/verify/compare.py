@@ -379,13 +379,13 @@ def compare_arrays(
         sa, sb = _as_bytes(a), _as_bytes(b)
         bad = sa != sb
         n_bad = int(np.count_nonzero(bad))
-        worst: dict[str, Any] = {}
+        worst_exact: dict[str, Any] = {}
         if n_bad:
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            worst = {"worst_index": idx, "worst_expected": sb[idx], "worst_actual": sa[idx]}
+            worst_exact = {"worst_index": idx, "worst_expected": sb[idx], "worst_actual": sa[idx]}
         return OutputComparison(
             **base, atol=0.0, rtol=0.0, exact=True, ok=n_bad == 0, failing=n_bad,
-            failing_fraction=n_bad / b.size if b.size else 0.0, **worst,
+            failing_fraction=n_bad / b.size if b.size else 0.0, **worst_exact,
         )  # fmt: skip
 
     if "other" in (fa, fb):

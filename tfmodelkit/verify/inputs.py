@@ -121,13 +121,13 @@ def _values(
                 f"([{info.min}, {info.max}])"
             )
         return rng.integers(low, high, size=shape, dtype=np.int64).astype(dtype)
-    low, high = value_range if value_range is not None else DEFAULT_FLOAT_RANGE
+    lo, hi = value_range if value_range is not None else DEFAULT_FLOAT_RANGE
     if np.issubdtype(dtype, np.complexfloating):
-        real = rng.uniform(low, high, size=shape)
-        imag = rng.uniform(low, high, size=shape)
+        real = rng.uniform(lo, hi, size=shape)
+        imag = rng.uniform(lo, hi, size=shape)
         return (real + 1j * imag).astype(dtype)
     # float16/32/64 and the ml_dtypes floats (bfloat16, float8): generate in float64, then narrow.
-    return rng.uniform(low, high, size=shape).astype(dtype)
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
 
 
 def generate_inputs(
@@ -187,7 +187,7 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data)  # a file object: numpy appends no ".npz" to the name
+            np.savez(f, **data)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle; a file object: numpy appends no ".npz" to the name
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

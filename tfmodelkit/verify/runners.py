@@ -243,8 +243,8 @@ def _coerce(spec: TensorSpec, value: Any, who: str) -> np.ndarray:
             raise UserError(
                 f"{who}: input {spec.name!r} has shape {list(a.shape)}, but the model expects {_fmt_shape(spec.shape)}"
             )
-        for want, got in zip(spec.shape, a.shape, strict=True):
-            if want is not None and want != got:
+        for dim, got in zip(spec.shape, a.shape, strict=True):
+            if dim is not None and dim != got:
                 raise UserError(
                     f"{who}: input {spec.name!r} has shape {list(a.shape)}, but the model expects "
                     f"{_fmt_shape(spec.shape)}"
@@ -325,6 +325,10 @@ class BaseRunner:
         """The feed checked against ``inputs`` (names, ranks, known dims) and cast to their dtypes."""
         _check_feed(self.inputs, feed, self.shown)
         return {s.name: _coerce(s, feed[s.name], self.shown) for s in self.inputs}
+
+    def run(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The outputs for ``feed``, keyed by output name (each runner defines it)."""
+        raise NotImplementedError
 
     def versions(self) -> dict[str, str | None]:
         return {}
