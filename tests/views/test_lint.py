@@ -273,6 +273,14 @@ def test_savedmodel_tflite_follows_the_serving_signatures():
     assert not [f for f in report.findings if "ReadFile" in f.subject]
 
 
+def test_fed_tensors_cut_what_a_signature_reaches():
+    """half_plus_two's serving_default feeds x, the Identity of a ParseExample output: the
+    ParseExample runs only for the signatures fed a serialized tf.Example."""
+    report = lint(need(CORPUS / "savedmodel/tf_half_plus_two"), ["tflite"])
+    (parse,) = [f for f in report.findings if "ParseExample" in f.subject]
+    assert "serving_default" not in parse.subject and "regress_x_to_y" in parse.subject
+
+
 def test_savedmodel_tflite_without_signatures_checks_all_but_the_saver():
     report = lint(need(CYCLIC), ["tflite"])
     assert "op kinds (all but saver and init, no signature)" in report.checked

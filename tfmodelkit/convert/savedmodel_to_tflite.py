@@ -91,8 +91,42 @@ def _concrete_converter(tf: Any, original: Any, loaded: Any, keys: list[str]) ->
     return converter
 
 
+def _v1_convert(tf: Any, original: Any, src: Path, key: str, tags: set[str] | None) -> bytes:
+    """Convert signature ``key`` of a TF1 graph model with TensorFlow 1's converter and the
+    settings of ``original``: the model is loaded in a session (its assets and init ops run as
+    TF Serving would run them) and frozen there. The TF2 converter cannot lift such a model's
+    reference variables, and TF1's ``from_saved_model`` refuses any model with assets."""
+    from ..verify.runners import quiet_fds
+
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, sorted(tags or {"serve"}), str(src))
+        sig = meta_graph.signature_def[key]
+        names = sorted(sig.inputs)
+        inputs = [graph.get_tensor_by_name(sig.inputs[k].name) for k in names]
+        outputs = [graph.get_tensor_by_name(sig.outputs[k].name) for k in sorted(sig.outputs)]
+        converter = tf.compat.v1.lite.TFLiteConverter.from_session(session, inputs, outputs)
+        for attr in ("optimizations", "inference_input_type", "inference_output_type"):
+            setattr(converter, attr, getattr(original, attr))
+        batches = original.representative_dataset
+        if batches is not None:
+            # TF1's converter takes each calibration batch as a list, in its inputs' order.
+            def positional() -> Any:
+                for batch in batches():
+                    yield [batch[k] for k in names]
+
+            converter.representative_dataset = positional
+        converter.target_spec.supported_ops = original.target_spec.supported_ops
+        converter.target_spec.supported_types = original.target_spec.supported_types
+        with quiet_fds(replay=False):
+            return bytes(converter.convert())
+
+
 def _failed_ops(message: str) -> list[str]:
-    """Op names from the converter's 'ops are not supported' error."""
+    """Op names from the converter's 'ops are not supported' error (none for other errors,
+    which can mention ops too: 'tf.VariableV2' op expects all users to be 'tf.Identity')."""
+    if "neither a custom op nor a flex op" not in message and "not supported by the native TFLite" not in message:
+        return []
     return sorted(set(_UNSUPPORTED_OP.findall(message)))
 
 
@@ -119,7 +153,13 @@ def savedmodel_to_tflite(
     Keras model when a ``.h5`` is converted through a temporary SavedModel. A model with
     safety errors (ops reaching files, network or Python) is refused unless ``unsafe``.
     """
-    from ..verify.runners import SavedModelRunner, TFLiteRunner, import_tensorflow, quiet_fds
+    from ..verify.runners import (
+        SavedModelRunner,
+        TFLiteRunner,
+        import_tensorflow,
+        quiet_fds,
+        savedmodel_load_error,
+    )
 
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
@@ -140,7 +180,14 @@ def savedmodel_to_tflite(
             tf = import_tensorflow("converting to TFLite")
         with progress.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
             tag_set = {t.strip() for t in tags.split(",")} if tags else None
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(src_path), signature_keys=keys, tags=tag_set)
+            signatureless = False
+            try:
+                with quiet_fds(replay=False):
+                    converter = tf.lite.TFLiteConverter.from_saved_model(
+                        str(src_path), signature_keys=keys, tags=tag_set
+                    )
+            except Exception as e:  # from_saved_model loads the model with tf.saved_model.load
+                raise savedmodel_load_error(src_path, e) from None
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             if quantize in ("dynamic", "float16", "int8"):
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -157,14 +204,33 @@ def savedmodel_to_tflite(
                 ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
             converter.target_spec.supported_ops = ops
             try:
+                unfrozen: bool | None
                 try:
                     with quiet_fds(replay=False):
                         flatbuffer = converter.convert()
                     unfrozen = _keeps_variables(flatbuffer)
                 except Exception as e:
-                    if "READ_VARIABLE" not in str(e) and "read_variable" not in str(e):
+                    if "lift variables" in str(e):
+                        unfrozen = None  # reference variables of a TF1 graph: see below
+                    elif "READ_VARIABLE" in str(e) or "read_variable" in str(e):
+                        unfrozen = True
+                    else:
                         raise
-                    unfrozen = True
+                if unfrozen is None:
+                    # TF1 graph models (TF Serving exports of the TF 1.x era) hold reference
+                    # variables (VariableV2 with Assign users); the TF2 converter cannot lift
+                    # them ("Failed to prepare to lift variables"), even from the signatures
+                    # tf.saved_model.load makes. TF1's converter freezes them in a session; it
+                    # writes one signature's subgraph and no SignatureDef.
+                    if len(keys) > 1:
+                        raise UserError(
+                            f"{src}: a TF1 graph model converts one signature at a time; "
+                            f"choose one of {', '.join(keys)} with --signature"
+                        )
+                    flatbuffer = _v1_convert(tf, converter, src_path, keys[0], tag_set)
+                    report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
+                    unfrozen = False
+                    signatureless = True
                 if unfrozen:
                     # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
                     # written by tf.saved_model.save around a Keras model (Keras's own
@@ -195,6 +261,12 @@ def savedmodel_to_tflite(
             bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
             custom_ops=list(converted.metadata.get("custom_ops", [])),
         )  # fmt: skip
+        if signatureless:
+            names = ", ".join(t.name for t in converted.signatures[0].inputs) if converted.signatures else "?"
+            report.warnings.append(
+                f"converted with TF1's converter (a graph model with reference variables): the .tflite has "
+                f"no SignatureDef, so runtimes address its tensors by name or position (inputs: {names})"
+            )
         if flex:
             report.warnings.append(
                 f"the model needs TensorFlow ops through Flex ({', '.join(flex)}): the runtime must link the "
@@ -211,7 +283,7 @@ def savedmodel_to_tflite(
                         ref = reference
                         if ref is None:  # safety was checked at the start (or --unsafe)
                             ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
-                        cand = TFLiteRunner(stage.path, signature=key)
+                        cand = TFLiteRunner(stage.path, signature=None if signatureless else key)
                         cand.shown = str(stage.destination)
                     label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
                     result = run_verification(ref, cand, options, kind, progress, label)

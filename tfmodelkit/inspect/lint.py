@@ -564,7 +564,11 @@ class _Program:
     def graph_calls(self, name: str) -> list[str]:
         return self.callees.get(("", name), [])
 
-    def _closure(self, roots: Iterable[str]) -> set[str]:
+    def _closure(self, roots: Iterable[str], fed: frozenset[str] = frozenset()) -> set[str]:
+        """The nodes ``roots`` depend on. A ``fed`` tensor (``x:0``, a signature input) cuts its
+        edge: TF1 serving graphs often feed a tensor computed from another input (TF Serving's
+        half_plus_two feeds ``x``, the Identity of a ParseExample output), and what lies behind
+        it never runs for that signature."""
         seen: set[str] = set()
         stack = [r for r in roots if r in self.by_name]
         while stack:
@@ -572,9 +576,12 @@ class _Program:
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(
-                n for n in map(_node_name, self.by_name[name].input) if n in self.by_name and n not in seen
-            )
+            for edge in self.by_name[name].input:
+                if not edge.startswith("^") and (edge if ":" in edge else f"{edge}:0") in fed:
+                    continue
+                n = _node_name(edge)
+                if n in self.by_name and n not in seen:
+                    stack.append(n)
         return seen
 
     def _spread(
@@ -601,8 +608,10 @@ class _Program:
                 reach.callers.add(caller)
             stack.extend(self.fn_callees.get(name, ()))
 
-    def _mark_nodes(self, roots: Iterable[str], kind: str, signature: str | None = None) -> set[str]:
-        nodes = self._closure(roots)
+    def _mark_nodes(
+        self, roots: Iterable[str], kind: str, signature: str | None = None, fed: frozenset[str] = frozenset()
+    ) -> set[str]:
+        nodes = self._closure(roots, fed)
         for name in nodes:
             reach = self.node_reach[name]
             reach.kinds.add(kind)
@@ -619,7 +628,8 @@ class _Program:
             if key == init_key:
                 self._mark_nodes(roots, "init")
             else:
-                self.serving_nodes |= self._mark_nodes(roots, "serving", key)
+                fed = frozenset(_tensor_names(sd.inputs.values()))
+                self.serving_nodes |= self._mark_nodes(roots, "serving", key, fed)
         for collection in ("saved_model_main_op", "legacy_init_op", "table_initializer"):
             self._mark_nodes(_collection_nodes(mg, collection), "init")
         saver = mg.saver_def

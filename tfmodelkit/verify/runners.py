@@ -201,6 +201,27 @@ def _first_line(e: BaseException, limit: int = 300) -> str:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
+def savedmodel_load_error(folder: Path, e: BaseException) -> UserError:
+    """What went wrong when TensorFlow loaded a SavedModel, said for the user."""
+    import re
+
+    text = str(e)
+    op = re.search(r"Op type not registered '([^']+)'", text)
+    if op:
+        return UnsupportedError(
+            f"{folder}: uses the op {op[1]}, which this TensorFlow ({_version('tensorflow')}) does not "
+            "have: the model was made for a special build (TensorRT, a custom op library); convert "
+            "the model it was made from"
+        )
+    key = re.search(r"Key (\S+) not found in checkpoint", text)
+    if key:
+        return UserError(
+            f"{folder}: its variables have no value for {key[1]} (saved uninitialized, or the "
+            "variables folder is from another save); TensorFlow cannot load it"
+        )
+    return UserError(f"{folder}: TensorFlow cannot load this SavedModel ({_first_line(e)})")
+
+
 def _fmt_shape(shape: Sequence[int | None] | None) -> str:
     if shape is None:
         return "<unknown rank>"
@@ -397,9 +418,7 @@ class SavedModelRunner(BaseRunner):
                     str(self.folder), tags=list(self.tags) if self.tags else None
                 )
         except Exception as e:
-            raise UserError(
-                f"{self.folder}: TensorFlow cannot load this SavedModel ({_first_line(e)})"
-            ) from None
+            raise savedmodel_load_error(self.folder, e) from None
         sigs = dict(self._loaded.signatures)
         keys = sorted(sigs)
         if not keys:
@@ -429,7 +448,10 @@ class SavedModelRunner(BaseRunner):
             raise UnsupportedError(
                 f"{self.folder}: signature {signature!r} does not return a dict of outputs"
             )
-        composite = [n for n, s in [*kwargs.items(), *outputs.items()] if not isinstance(s, tf.TensorSpec)]
+        # A TF1 SavedModel loaded by TF2 describes its outputs as graph tensors, not TensorSpecs.
+        composite = [
+            n for n, s in [*kwargs.items(), *outputs.items()] if not isinstance(s, tf.TensorSpec | tf.Tensor)
+        ]
         if composite:
             raise UnsupportedError(
                 f"{self.folder}: signature {signature!r} has sparse or ragged tensors "

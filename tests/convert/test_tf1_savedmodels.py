@@ -1,0 +1,67 @@
+"""TF 1.x graph SavedModels (TF Serving exports with reference variables and assets) to TFLite,
+and SavedModels TensorFlow itself cannot load: corpus files, converted and run by LiteRT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from tfmodelkit.convert.savedmodel_to_tflite import _failed_ops, savedmodel_to_tflite  # noqa: E402
+from tfmodelkit.errors import UnsupportedError, UserError  # noqa: E402
+
+#: TF1 graphs with VariableV2; the _pbtxt one also has an assets/ folder, which TF1's own
+#: from_saved_model refuses
+TF1_MODELS = ["savedmodel/tf_half_plus_two", "savedmodel/tf_half_plus_two_pbtxt", "savedmodel/tf_half_plus_two_main_op"]
+
+
+@pytest.mark.parametrize("rel", TF1_MODELS)
+def test_tf1_graph_model_converts_and_verifies(rel, corpus, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    dst = tmp_path / "m.tflite"
+    report = savedmodel_to_tflite(corpus / rel, dst, quiet=True)
+    assert report.ok and [v["ok"] for v in report.verification] == [True]
+    assert report.details["converter_path"].startswith("TF1 converter")
+    assert any("no SignatureDef" in w for w in report.warnings)
+    # LiteRT itself: y = x / 2 + 2, with the variables frozen to their saved values
+    interp = Interpreter(model_path=str(dst))
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    x = np.array([[0.0], [1.0], [4.0]], np.float32)
+    interp.resize_tensor_input(inp["index"], x.shape)
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    np.testing.assert_allclose(interp.get_tensor(out["index"]), x / 2 + 2)
+
+
+def test_tf1_graph_model_int8(corpus, tmp_path):
+    report = savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "q.tflite", quantize="int8", quiet=True)
+    assert report.ok and report.verification[0]["ok"]
+
+
+def test_tf1_graph_model_with_several_signatures_asks_for_one(corpus, tmp_path):
+    with pytest.raises(UserError, match="one signature at a time"):
+        savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "m.tflite", all_signatures=True, quiet=True)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_model_needing_an_op_this_tensorflow_lacks(corpus, tmp_path):
+    with pytest.raises(UnsupportedError, match="TRTEngineOp"):
+        savedmodel_to_tflite(corpus / "savedmodel/tf_tftrt_2.0_saved_model", tmp_path / "m.tflite", quiet=True)
+
+
+def test_model_with_an_uninitialized_variable(corpus, tmp_path):
+    with pytest.raises(UserError, match="no value for sub_module/uninitialized_variable"):
+        savedmodel_to_tflite(corpus / "savedmodel/tf_c_UninitializedVariable", tmp_path / "m.tflite", quiet=True)
+
+
+def test_unsupported_ops_are_read_only_from_that_error():
+    lift = (
+        "Failed to prepare to lift variables.<unknown>:0: error: 'tf.VariableV2' op expects all users "
+        "to be 'tf.Identity', but got user tf.Assign"
+    )
+    assert _failed_ops(lift) == []
+    flex = "'tf.ReadFile' op is neither a custom op nor a flex op\nerror: failed while converting"
+    assert _failed_ops(flex) == ["ReadFile"]
