@@ -231,3 +231,44 @@ def test_backup_of_a_run_killed_mid_commit_is_restored(tmp_path):
     (backup / "saved_model.pb").write_text("previous model")
     clean_leftovers(dst)
     assert (dst / "saved_model.pb").read_text() == "previous model" and not backup.exists()
+
+
+@pytest.fixture(scope="module")
+def lstm_keras(tmp_path_factory):
+    """A small Keras 3 LSTM model: its loop becomes TensorList ops when traced with a dynamic batch."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4, 3), name="seq"), keras.layers.LSTM(5, name="lstm"), keras.layers.Dense(2, name="out")])
+    path = tmp_path_factory.mktemp("lstm") / "lstm.keras"
+    model.save(path)
+    return path
+
+
+def test_rnn_model_to_tflite_gets_a_fixed_batch(lstm_keras, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    dst = tmp_path / "m.tflite"
+    report = convert(lstm_keras, dst, quiet=True)
+    assert report.ok and all(v["ok"] for v in report.verification)
+    assert report.details["savedmodel"]["batch_size"] == 1
+    assert "fixed batch size" in report.warnings[0]
+    (inp,) = Interpreter(model_path=str(dst)).get_input_details()
+    assert list(inp["shape"]) == [1, 4, 3]
+    # the verification's reference is named by the source, not the temporary SavedModel
+    assert report.verification[1]["context"]["reference"]["path"] == f"{lstm_keras} (as a SavedModel)"
+
+
+def test_rnn_savedmodel_with_a_dynamic_batch_says_what_to_do(lstm_keras, tmp_path):
+    from tfmodelkit.convert.savedmodel_to_tflite import TensorListError
+
+    assert keras_to_savedmodel(lstm_keras, tmp_path / "sm", quiet=True).ok
+    with pytest.raises(TensorListError, match="fixed batch size.*--batch-size.*--select-tf-ops"):
+        savedmodel_to_tflite(tmp_path / "sm", tmp_path / "m.tflite", quiet=True)
+    assert not (tmp_path / "m.tflite").exists()
+    # an explicit batch size is kept as given
+    report = convert(lstm_keras, tmp_path / "b3.tflite", batch_size=3, quiet=True)
+    assert report.ok and report.details["savedmodel"]["batch_size"] == 3
+    assert not any("fixed batch size" in w for w in report.warnings)
+    with pytest.raises(UserError, match="--batch-size applies to Keras sources"):
+        convert(tmp_path / "sm", tmp_path / "x.tflite", batch_size=1, quiet=True)

@@ -43,6 +43,10 @@ def _keras_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", metavar="FILE", help="for a weights-only .h5: the architecture as arch.json, a model .h5 or a .keras")
 
 
+def _batch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, metavar="N", help="fix the batch dimension of the exported signature (default dynamic); TFLite needs it for RNN layers, and `convert` to .tflite fixes it at 1 by itself when they need it")
+
+
 def _ckpt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="MODULE:CALLABLE", help="code that builds the model: pkg.module:fn or path/to/file.py:fn")
     p.add_argument("--architecture", metavar="FILE", help="the model's architecture as arch.json, a model .h5 or a .keras")
@@ -75,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="the .h5 file")
     p.add_argument("dst", help="the SavedModel folder to write")
     _keras_options(p)
+    _batch_option(p)
     _common(p)
 
     p = sub.add_parser("keras-to-savedmodel", help="Keras 3 .keras to a SavedModel named like the model")
     p.add_argument("src", help="the .keras file")
     p.add_argument("dst", help="the SavedModel folder to write")
+    _batch_option(p)
     _common(p)
 
     p = sub.add_parser("ckpt-to-savedmodel", help="checkpoint + model code or architecture to a SavedModel")
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="a .tflite file or a SavedModel folder")
     _ckpt_options(p)
     _tflite_options(p)
+    _batch_option(p)
     _common(p)
     p = sub.add_parser("verify", help="run two artifacts (or one and golden outputs) on the same inputs and compare every output")
     p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel or .tflite")
@@ -209,7 +216,7 @@ def _convert(args: argparse.Namespace) -> Any:
             raise UserError(f"{args.src}: a {fmt} file, not what {args.command} converts{hint}")
         return keras_to_savedmodel(
             args.src, args.dst, architecture=getattr(args, "architecture", None), unsafe=args.unsafe,
-            custom_objects=args.custom_objects, **_common_kwargs(args),
+            custom_objects=args.custom_objects, batch_size=args.batch_size, **_common_kwargs(args),
         )  # fmt: skip
     if args.command == "ckpt-to-savedmodel":
         from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
@@ -224,7 +231,10 @@ def _convert(args: argparse.Namespace) -> Any:
         )
     from tfmodelkit.convert.route import convert
 
-    return convert(args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **_common_kwargs(args))
+    return convert(
+        args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), batch_size=args.batch_size,
+        **_common_kwargs(args),
+    )  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -108,8 +108,9 @@ def load_keras_model(
     raise UserError(f"{src}: cannot load these weights into the architecture ({'; '.join(errors)})")
 
 
-def export_savedmodel(runner: Any, folder: Path) -> dict[str, Any]:
-    """Write the runner's Keras model as a SavedModel with a name-preserving serving_default."""
+def export_savedmodel(runner: Any, folder: Path, batch_size: int | None = None) -> dict[str, Any]:
+    """Write the runner's Keras model as a SavedModel with a name-preserving serving_default,
+    its batch dimension dynamic or fixed to ``batch_size``."""
     from ..verify.runners import import_tensorflow, quiet_fds
 
     tf = import_tensorflow("exporting a SavedModel")
@@ -118,7 +119,7 @@ def export_savedmodel(runner: Any, folder: Path) -> dict[str, Any]:
     out_names = [s.name for s in runner.outputs]
     specs = []
     for s in runner.inputs:
-        shape = None if s.shape is None else [None, *s.shape[1:]] if len(s.shape) else []
+        shape = None if s.shape is None else [batch_size, *s.shape[1:]] if len(s.shape) else []
         specs.append(tf.TensorSpec(shape=shape, dtype=tf.as_dtype(s.dtype), name=s.name))
     feed_kind = runner.feed_kind
 
@@ -153,12 +154,18 @@ def keras_to_savedmodel(
     architecture: str | None = None,
     unsafe: bool = False,
     custom_objects: str | dict[str, Any] | None = None,
+    batch_size: int | None = None,
     verify: VerifyOptions | None = None,
     overwrite: bool = False,
     keep_failed: bool = False,
     quiet: bool = False,
 ) -> ConversionReport:
-    """Convert a Keras model file to a SavedModel, verified against the Keras model."""
+    """Convert a Keras model file to a SavedModel, verified against the Keras model.
+
+    ``batch_size`` fixes the signature's batch dimension (dynamic by default): TFLite needs
+    it for RNN layers."""
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: give a positive size")
     from ..verify.runners import SavedModelRunner
 
     src_path = Path(src)
@@ -176,7 +183,9 @@ def keras_to_savedmodel(
         report.warnings.extend(runner.notes)
         progress.say(f"[load] loaded with {runner.loader}")
         with progress.stage("export", "writing the SavedModel"):
-            report.details["signature"] = {"serving_default": export_savedmodel(runner, stage.path)}
+            report.details["signature"] = {"serving_default": export_savedmodel(runner, stage.path, batch_size)}
+            if batch_size is not None:
+                report.details["batch_size"] = batch_size
         if options.enabled:
             with progress.stage("verify", "loading the SavedModel back"):
                 # Our own export of the model the reference runs: the same ops, nothing new.

@@ -13,11 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnsupportedError
+from ..errors import TFModelKitError, UnsupportedError, UserError
 from ..formats import detect
 from .base import ConversionReport
+from .savedmodel_to_tflite import TensorListError
 
-SAVEDMODEL_OPTIONS = {"architecture", "unsafe", "custom_objects"}
+SAVEDMODEL_OPTIONS = {"architecture", "unsafe", "custom_objects", "batch_size"}
 CKPT_OPTIONS = {"model", "architecture", "root_key", "input_specs", "allow_partial", "unsafe", "custom_objects"}
 TFLITE_OPTIONS = {"signature", "all_signatures", "quantize", "calibration_data", "select_tf_ops", "tags", "unsafe"}
 COMMON = {"verify", "overwrite", "keep_failed", "quiet"}
@@ -43,6 +44,33 @@ def _to_savedmodel(src: str, fmt: str, dst: str, options: dict[str, Any]) -> Con
     raise UnsupportedError(f"{src}: no route from a {fmt} to a SavedModel")
 
 
+def _through_savedmodel(
+    src: str, fmt: str, dst: str, options: dict[str, Any]
+) -> tuple[ConversionReport, ConversionReport]:
+    """Two steps through a temporary SavedModel; the final step writes ``dst`` atomically.
+    Errors of the second step name the source, not the temporary folder."""
+    from .savedmodel_to_tflite import savedmodel_to_tflite
+
+    work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
+    temporary = str(work / "savedmodel")
+    try:
+        first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
+        if not first.ok:
+            return first, first
+        try:
+            second = savedmodel_to_tflite(
+                temporary, dst, **_pick({**options, "signature": "serving_default"}, TFLITE_OPTIONS),
+                source_label=f"{src} (as a SavedModel)",
+            )
+        except TFModelKitError as e:
+            if temporary not in str(e):
+                raise
+            raise type(e)(str(e).replace(temporary, f"{src} (as a SavedModel)")) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return first, second
+
+
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> ConversionReport:
     """Convert ``src`` to ``dst``, choosing the route; options are those of the single steps."""
     src, dst = str(src), str(dst)
@@ -50,6 +78,11 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options:
     target = destination_format(dst)
     if fmt == "tflite":
         raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
+    if options.get("batch_size") is not None and fmt not in ("keras_h5", "keras_zip"):
+        raise UserError(
+            f"{src}: --batch-size applies to Keras sources"
+            + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" else "")
+        )
     if target == "savedmodel":
         if fmt == "savedmodel":
             raise UnsupportedError(
@@ -60,20 +93,23 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options:
 
     if fmt == "savedmodel":
         return savedmodel_to_tflite(src, dst, **_pick(options, TFLITE_OPTIONS))
-    # Two steps through a temporary SavedModel; the final step writes dst atomically.
-    work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
     try:
-        first = _to_savedmodel(src, fmt, str(work / "savedmodel"), {**options, "overwrite": False, "keep_failed": False})
-        if not first.ok:
-            first.destination = dst
-            first.route.append("tflite")
-            first.warnings.append("stopped before TFLite: the intermediate SavedModel failed verification")
-            return first
-        second = savedmodel_to_tflite(
-            str(work / "savedmodel"), dst, **_pick({**options, "signature": "serving_default"}, TFLITE_OPTIONS)
+        first, second = _through_savedmodel(src, fmt, dst, options)
+    except TensorListError:
+        if fmt not in ("keras_h5", "keras_zip") or options.get("batch_size") is not None:
+            raise
+        # RNN layers: TFLite builtins need a fixed batch, which the Keras model can be traced with.
+        first, second = _through_savedmodel(src, fmt, dst, {**options, "batch_size": 1})
+        first.warnings.insert(
+            0,
+            "the model's RNN layers need a fixed batch size in TFLite builtins: the .tflite takes "
+            "batches of 1 (choose another with --batch-size N, or keep it dynamic with --select-tf-ops)",
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if first is second:  # the intermediate SavedModel failed verification
+        first.destination = dst
+        first.route.append("tflite")
+        first.warnings.append("stopped before TFLite: the intermediate SavedModel failed verification")
+        return first
     return ConversionReport(
         source=src,
         source_format=fmt,

@@ -12,11 +12,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UnsupportedError, UserError
 from ..formats import savedmodel as savedmodel_format
 from .base import ConversionReport, Progress, VerifyOptions, run_verification, staged_output
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
+
+
+class TensorListError(UnsupportedError):
+    """RNN layers traced with a dynamic batch: TFLite builtins need their batch size fixed."""
+
 CALIBRATION_BATCHES = 16
 
 
@@ -146,12 +151,14 @@ def savedmodel_to_tflite(
     quiet: bool = False,
     reference: Any = None,
     unsafe: bool = False,
+    source_label: str | None = None,
 ) -> ConversionReport:
     """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
 
     ``reference`` (a runner) replaces the SavedModel as the verification reference, e.g. the
     Keras model when a ``.h5`` is converted through a temporary SavedModel. A model with
     safety errors (ops reaching files, network or Python) is refused unless ``unsafe``.
+    ``source_label`` names the source in reports when ``src`` is a temporary folder.
     """
     from ..verify.runners import (
         SavedModelRunner,
@@ -202,6 +209,9 @@ def savedmodel_to_tflite(
                 converter.inference_output_type = tf.int8
             if select_tf_ops:
                 ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+                # RNN loops with a dynamic batch then stay TensorList ops run by Flex, as the
+                # converter itself suggests, instead of failing to lower.
+                converter._experimental_lower_tensor_list_ops = False  # noqa: SLF001
             converter.target_spec.supported_ops = ops
             try:
                 unfrozen: bool | None
@@ -244,6 +254,14 @@ def savedmodel_to_tflite(
                         flatbuffer = converter.convert()
             except Exception as e:
                 text = str(e)
+                if "Lowering tensor list ops is failed" in text:
+                    # Keras RNN layers (LSTM, GRU, SimpleRNN, Bidirectional) traced with a
+                    # dynamic batch keep a TensorListReserve whose element shape is unknown.
+                    raise TensorListError(
+                        f"{src}: its RNN layers (TensorList ops) become TFLite builtins only with a fixed "
+                        "batch size: convert from the Keras file (`modelconv convert model.h5 out.tflite` "
+                        "fixes it at 1, or --batch-size N), or keep a dynamic batch with --select-tf-ops (Flex)"
+                    ) from None
                 failed = _failed_ops(text)
                 if failed and not select_tf_ops:
                     raise UserError(
@@ -283,6 +301,8 @@ def savedmodel_to_tflite(
                         ref = reference
                         if ref is None:  # safety was checked at the start (or --unsafe)
                             ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
+                            if source_label:
+                                ref.shown = source_label
                         cand = TFLiteRunner(stage.path, signature=None if signatureless else key)
                         cand.shown = str(stage.destination)
                     label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
