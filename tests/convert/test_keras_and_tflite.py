@@ -272,3 +272,15 @@ def test_rnn_savedmodel_with_a_dynamic_batch_says_what_to_do(lstm_keras, tmp_pat
     assert not any("fixed batch size" in w for w in report.warnings)
     with pytest.raises(UserError, match="--batch-size applies to Keras sources"):
         convert(tmp_path / "sm", tmp_path / "x.tflite", batch_size=1, quiet=True)
+
+
+def test_rnn_model_declaring_its_batch_keeps_it(corpus, tmp_path):
+    """A stateful-era Keras 2 LSTM declares batch_input_shape [25, 1, 1]: the retry with a fixed
+    batch keeps 25 rather than imposing 1 (its Keras reference would refuse batches of 1)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    dst = tmp_path / "m.tflite"
+    report = convert(corpus / "keras_h5/dl4j_oracle/simple_lstm_tf_keras_2_model.h5", dst, quiet=True)
+    assert report.ok and all(v["ok"] for v in report.verification)
+    (inp,) = Interpreter(model_path=str(dst)).get_input_details()
+    assert list(inp["shape"]) == [25, 1, 1]

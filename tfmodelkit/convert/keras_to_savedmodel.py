@@ -119,7 +119,10 @@ def export_savedmodel(runner: Any, folder: Path, batch_size: int | None = None) 
     out_names = [s.name for s in runner.outputs]
     specs = []
     for s in runner.inputs:
-        shape = None if s.shape is None else [batch_size, *s.shape[1:]] if len(s.shape) else []
+        # The batch stays dynamic unless asked; a batch the model itself declares (stateful
+        # RNNs, batch_input_shape) is kept when a size is asked for.
+        batch = None if batch_size is None else (s.shape[0] if s.shape and s.shape[0] is not None else batch_size)
+        shape = None if s.shape is None else [batch, *s.shape[1:]] if len(s.shape) else []
         specs.append(tf.TensorSpec(shape=shape, dtype=tf.as_dtype(s.dtype), name=s.name))
     feed_kind = runner.feed_kind
 
