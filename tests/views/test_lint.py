@@ -273,6 +273,34 @@ def test_savedmodel_tflite_follows_the_serving_signatures():
     assert not [f for f in report.findings if "ReadFile" in f.subject]
 
 
+def test_lookup_table_filled_from_a_file_cannot_run_in_tflite():
+    """The converter keeps the table but drops its file initializer; LiteRT then fails at the
+    first lookup (modelconv's verification sees it too)."""
+    report = lint(need(CORPUS / "savedmodel/tf_StaticHashTableModule"), ["tflite"])
+    assert [f.subject for f in errors(report)] == ["op InitializeTableFromTextFileV2"]
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow to write the models")
+@pytest.mark.parametrize("from_file", [True, False])
+def test_lookup_tables_by_how_they_are_filled(from_file, tmp_path):
+    import tensorflow as tf
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("a\nb\nc\n")
+    if from_file:
+        init = tf.lookup.TextFileInitializer(
+            str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER
+        )
+    else:
+        init = tf.lookup.KeyValueTensorInitializer(tf.constant(["a", "b", "c"]), tf.constant([0, 1, 2], tf.int64))
+    module = tf.Module()
+    module.table = tf.lookup.StaticHashTable(init, default_value=-1)
+    module.f = tf.function(lambda w: {"id": module.table.lookup(w)}, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.f})
+    found = [f for f in lint(tmp_path / "sm", ["tflite"]).findings if "lookup table" in f.message]
+    assert [f.severity for f in found] == (["error"] if from_file else [])
+
+
 def test_fed_tensors_cut_what_a_signature_reaches():
     """half_plus_two's serving_default feeds x, the Identity of a ParseExample output: the
     ParseExample runs only for the signatures fed a serialized tf.Example."""

@@ -1133,7 +1133,29 @@ def _savedmodel_tflite(desc: ModelDescription, tags: str | None) -> tuple[list[F
         finding = _tflite_op_finding(op, count, sigs)
         if finding is not None:
             findings.append(finding)
+    if any(op.startswith("LookupTable") for op in census):
+        # Tables filled from a vocabulary file in the init function: the converter keeps the
+        # table ops but drops the file read (TFLite reads no files), and LiteRT then fails at
+        # the first lookup ("hashtable need to be initialized"). Seen with tf 2.21/LiteRT 2.3.
+        file_inits = sorted({n.op for _, nodes, _ in program.bodies() for n in nodes if n.op in _FILE_TABLE_INITS})
+        if file_inits:
+            findings.append(
+                Finding(
+                    "error",
+                    f"op {file_inits[0]}",
+                    "fills a lookup table from a file at load time; TFLite reads no files, so the converted "
+                    "table stays empty and every lookup fails at run time; fix: build the table from "
+                    "constants (tf.lookup.KeyValueTensorInitializer over the vocabulary as tensors) "
+                    "before exporting",
+                    target="tflite",
+                )
+            )
     return findings, {scope: len(census)}
+
+
+_FILE_TABLE_INITS = frozenset(
+    {"InitializeTableFromTextFile", "InitializeTableFromTextFileV2", "InitializeTableFromDataset"}
+)
 
 
 def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:

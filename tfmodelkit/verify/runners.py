@@ -979,7 +979,13 @@ class TFLiteRunner(BaseRunner):
             with ctx:  # the XNNPACK banner comes with the first allocation
                 raw = self._invoke(values)
         except (ValueError, RuntimeError) as e:
-            raise UserError(f"{self.shown}: LiteRT could not run the model ({_first_line(e)})") from None
+            hint = ""
+            if "hashtable need to be initialized" in str(e):
+                hint = (
+                    "; its lookup table was to be filled from a file, which TFLite cannot read "
+                    "(modelinspect check --target tflite on the source says so)"
+                )
+            raise UserError(f"{self.shown}: LiteRT could not run the model ({_first_line(e)}){hint}") from None
         self._first_run = False
         result = {}
         for spec in self.outputs:
