@@ -111,3 +111,47 @@ def test_option_parsing():
 def test_could_not_run_is_exit_2(tmp_path):
     p = _modelconv("verify", str(KERAS), str(tmp_path / "missing.tflite"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+CKPT = FIXTURES / "checkpoint/keras3_subclassed/ckpt"
+CKPT_MODEL = {"model": f"{FIXTURES / 'models/subclassed.py'}:build", "input_specs": ("x:float32:-1,3",)}
+
+
+@pytest.fixture(scope="module")
+def from_checkpoint(tmp_path_factory):
+    """The fixture checkpoint converted, and another checkpoint of the same model with one
+    layer's kernel changed (written by TensorFlow, so its checksums are right)."""
+    import importlib.util
+
+    import tensorflow as tf
+
+    from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
+
+    folder = tmp_path_factory.mktemp("from_ckpt")
+    ckpt_to_savedmodel(CKPT, folder / "sm", quiet=True, **CKPT_MODEL)
+    spec = importlib.util.spec_from_file_location("subclassed_model", FIXTURES / "models/subclassed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.build()
+    model(np.zeros((1, 3), np.float32))
+    tf.train.Checkpoint(model=model).read(str(CKPT)).expect_partial()
+    model.head.kernel.assign_add(tf.fill(model.head.kernel.shape, 0.1))
+    tf.train.Checkpoint(model=model).write(str(folder / "changed"))
+    return folder
+
+
+def test_checkpoint_against_its_savedmodel(from_checkpoint):
+    report = verify_models(CKPT, from_checkpoint / "sm", checkpoint=CKPT_MODEL)
+    assert report.ok and report.context["reference"]["backend"] == "checkpoint"
+    changed = verify_models(from_checkpoint / "changed", from_checkpoint / "sm", checkpoint=CKPT_MODEL)
+    assert not changed.ok and [o.name for o in changed.outputs if not o.ok] == ["output_0"]
+
+
+def test_checkpoint_options_from_the_command_line(from_checkpoint):
+    model = CKPT_MODEL["model"]
+    p = _modelconv("verify", str(CKPT), str(from_checkpoint / "sm"), "--model", model, "--input-spec", "x:float32:-1,3", "-q")
+    assert p.returncode == 0, p.stderr
+    p = _modelconv("verify", str(CKPT), str(from_checkpoint / "sm"))
+    assert p.returncode == 2 and "--model" in p.stderr and "--architecture" in p.stderr
+    p = _modelconv("verify", str(from_checkpoint / "sm"), str(from_checkpoint / "sm"), "--model", model)
+    assert p.returncode == 2 and "neither" in p.stderr

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _batch_option(p)
     _common(p)
     p = sub.add_parser("verify", help="run two artifacts (or one and golden outputs) on the same inputs and compare every output")
-    p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel or .tflite")
+    p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel, .tflite, or a checkpoint with --model/--architecture")
     p.add_argument("b", help="the model about to ship, or an .npz of golden outputs (needs --inputs)")
     p.add_argument("--signature", metavar="KEY", help="SavedModel/TFLite signature (default serving_default or the only one)")
     p.add_argument("--signature-b", metavar="KEY", help="B's signature when it differs from A's")
@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
+    c = p.add_argument_group("a checkpoint on either side (as in ckpt-to-savedmodel)")
+    c.add_argument("--model", metavar="MODULE:CALLABLE", help="code that builds the model: pkg.module:fn or path/to/file.py:fn")
+    c.add_argument("--architecture", metavar="FILE", help="the model's architecture as arch.json, a model .h5 or a .keras")
+    c.add_argument("--root-key", metavar="KEY", help="the checkpoint's root object holding the model (found from the object graph by default)")
+    c.add_argument("--input-spec", action="append", default=[], metavar="NAME:DTYPE:DIMS", help="a model input, e.g. image:float32:-1,28,28,1 (-1 = dynamic); repeat for several")
+    c.add_argument("--allow-partial", action="store_true", help="run even when some model variables found no value in the checkpoint")
+    c.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module")
     return parser
 
 
@@ -141,6 +148,11 @@ def _verify(args: argparse.Namespace) -> int:
         inputs=args.inputs, seed=args.seed, batch=args.batch, shapes=parse_shapes(args.shape),
         ranges=parse_ranges(args.input_range), atol=atol, rtol=rtol, per_output_atol=per_atol,
         per_output_rtol=per_rtol, unsafe=args.unsafe, save_inputs=args.save_inputs, save_outputs=args.save_outputs,
+        checkpoint={
+            "model": args.model, "architecture": args.architecture, "root_key": args.root_key,
+            "input_specs": tuple(args.input_spec), "allow_partial": args.allow_partial,
+            "custom_objects": args.custom_objects,
+        },
     )  # fmt: skip
     if args.report:
         text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"

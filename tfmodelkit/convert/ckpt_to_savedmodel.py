@@ -925,6 +925,20 @@ def restore(tf: Any, match: Match, prefix: Path, weights: Mapping[str, Any], mod
         ) from None
 
 
+def _output_specs(tf: Any, built: Built) -> tuple[TensorSpec, ...]:
+    """The restored model's outputs, from one trace of its serving function."""
+    specs = [tf.TensorSpec(shape=list(s.shape), dtype=tf.as_dtype(s.dtype), name=s.name) for s in built.inputs]
+    function = tf.function(lambda *args: built.named(built.call(built.structure(list(args)))), input_signature=specs)
+    try:
+        structured = function.get_concrete_function().structured_outputs
+    except Exception as e:
+        raise UserError(f"{built.detail}: the model cannot be traced with its inputs ({_first_line(e)})") from None
+    return tuple(
+        TensorSpec(name=name, dtype=_dtype_name(structured[name].dtype), shape=_shape_or_none(structured[name].shape))
+        for name in built.output_names
+    )
+
+
 class RestoredModelRunner:
     """The restored in-memory model as a verification runner (the reference)."""
 
@@ -943,6 +957,7 @@ class RestoredModelRunner:
         self.root_key = root_key
         self._base.inputs = self.inputs
         self._base.outputs = outputs
+        self.notes = self._base.notes
 
     @property
     def dequantized_outputs(self) -> Mapping[str, Any]:
@@ -1061,6 +1076,54 @@ def check_exported_variables(
             result["unpaired"].append(f"{source} (restored, but not found in the SavedModel)")
     result["ok"] = not result["mismatched"] and not result["unpaired"]
     return result
+
+
+# ----------------------------------------------------------------------------------------
+# The restored model, for verification
+
+
+def restored_runner(
+    ckpt: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    architecture: str | None = None,
+    root_key: str | None = None,
+    input_specs: Sequence[str] = (),
+    allow_partial: bool = False,
+    unsafe: bool = False,
+    custom_objects: str | dict[str, Any] | None = None,
+) -> RestoredModelRunner:
+    """The model that wrote ``ckpt``, rebuilt and restored as ckpt-to-savedmodel does, as a
+    verification runner (``modelconv verify CKPT B --model ...``)."""
+    from ..verify.runners import import_tensorflow
+    from .keras_to_savedmodel import load_custom_objects
+
+    if (model is None) == (architecture is None):
+        raise UserError(
+            f"{ckpt}: a checkpoint holds weights only; to run it, give the code that builds the model "
+            "(--model MODULE:CALLABLE) or its architecture (--architecture FILE)"
+        )
+    specs = parse_input_specs(input_specs)
+    resolved = ckpt_format.resolve(ckpt)
+    prefix = resolved.prefix
+    index = ckpt_format._guarded(prefix, lambda: ckpt_format.read_index(prefix))
+    graph = ckpt_format._guarded(prefix, lambda: ckpt_format.object_graph(index))
+    desc = ckpt_format._guarded(prefix, lambda: ckpt_format.describe_index(index, str(prefix), resolved.notes))
+    weights = {w.name: w for w in desc.weights}
+    where = str(prefix)
+    if graph is None and root_key is not None:
+        raise UserError(f"{where}: a name-based (TF1) checkpoint has no object graph and so no root key; drop --root-key")
+    objects = custom_objects if isinstance(custom_objects, dict) else load_custom_objects(custom_objects)
+    tf = import_tensorflow("running a checkpoint's model")
+    built, match = _load_and_match(
+        tf, model, architecture, specs, unsafe, objects, index, graph, desc, root_key, prefix, where
+    )
+    warnings = _problems(match, where, allow_partial)
+    restore(tf, match, prefix, weights, built.model, where)
+    outputs = _output_specs(tf, built)
+    runner = RestoredModelRunner(built, prefix, outputs, match.root_key)
+    runner.notes.extend([*desc.warnings, *built.notes, *warnings])
+    return runner
 
 
 # ----------------------------------------------------------------------------------------

@@ -98,11 +98,14 @@ def verify_models(
     unsafe: bool = False,
     save_inputs: str | None = None,
     save_outputs: str | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
     """Run A and B on the same inputs and compare every output (see module doc).
 
     Unless ``unsafe``, a SavedModel or ``.tflite`` with safety errors (ops reaching files,
     network or Python: ``modelinspect check --target safety``) is refused before it loads.
+    A checkpoint on either side runs the model ``checkpoint`` describes (the options of
+    ckpt-to-savedmodel: ``model`` or ``architecture``, ``root_key``, ``input_specs``, ...).
     """
     from ..formats import detect
 
@@ -124,8 +127,16 @@ def verify_models(
             options = {"signature": sig}
         elif fmt in ("keras_h5", "keras_zip"):
             options = {"safe_mode": not unsafe}
+        elif fmt == "checkpoint":
+            from ..convert.ckpt_to_savedmodel import restored_runner
+
+            return restored_runner(path, unsafe=unsafe, **{k: v for k, v in (checkpoint or {}).items() if v is not None})
         return runner_for(path, **options)
 
+    given = sorted(k for k, v in (checkpoint or {}).items() if v)
+    if given and not any(not _is_npz(x) and detect(x) == "checkpoint" for x in (a, b)):
+        flags = ", ".join("--" + k.replace("_", "-").removesuffix("s") for k in given)
+        raise UserError(f"{flags}: for a checkpoint, and neither {a} nor {b} is one")
     per_output = {
         name: ((per_output_atol or {}).get(name), (per_output_rtol or {}).get(name))
         for name in set(per_output_atol or {}) | set(per_output_rtol or {})
