@@ -47,7 +47,7 @@ def _batch_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, metavar="N", help="fix the batch dimension of the exported signature (default dynamic); TFLite needs it for RNN layers, and `convert` to .tflite fixes it at 1 by itself when they need it")
 
 
-def _ckpt_options(p: argparse.ArgumentParser) -> None:
+def _ckpt_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--model", metavar="MODULE:CALLABLE", help="code that builds the model: pkg.module:fn or path/to/file.py:fn")
     p.add_argument("--architecture", metavar="FILE", help="the model's architecture as arch.json, a model .h5 or a .keras")
     p.add_argument("--root-key", metavar="KEY", help="the checkpoint's root object holding the model (found from the object graph by default)")
@@ -127,11 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     c = p.add_argument_group("a checkpoint on either side (as in ckpt-to-savedmodel)")
-    c.add_argument("--model", metavar="MODULE:CALLABLE", help="code that builds the model: pkg.module:fn or path/to/file.py:fn")
-    c.add_argument("--architecture", metavar="FILE", help="the model's architecture as arch.json, a model .h5 or a .keras")
-    c.add_argument("--root-key", metavar="KEY", help="the checkpoint's root object holding the model (found from the object graph by default)")
-    c.add_argument("--input-spec", action="append", default=[], metavar="NAME:DTYPE:DIMS", help="a model input, e.g. image:float32:-1,28,28,1 (-1 = dynamic); repeat for several")
-    c.add_argument("--allow-partial", action="store_true", help="run even when some model variables found no value in the checkpoint")
+    _ckpt_options(c)
     c.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module")
     return parser
 
