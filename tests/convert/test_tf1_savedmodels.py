@@ -24,16 +24,22 @@ def test_tf1_graph_model_converts_and_verifies(rel, corpus, tmp_path):
     report = savedmodel_to_tflite(corpus / rel, dst, quiet=True)
     assert report.ok and [v["ok"] for v in report.verification] == [True]
     assert report.details["converter_path"].startswith("TF1 converter")
-    assert any("no SignatureDef" in w for w in report.warnings)
-    # LiteRT itself: y = x / 2 + 2, with the variables frozen to their saved values
-    interp = Interpreter(model_path=str(dst))
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    assert not report.warnings
+    # LiteRT itself, through the signature tfmodelkit wrote (TF1's converter writes none):
+    # y = x / 2 + 2, with the variables frozen to their saved values
+    runner = Interpreter(model_path=str(dst)).get_signature_runner("serving_default")
     x = np.array([[0.0], [1.0], [4.0]], np.float32)
-    interp.resize_tensor_input(inp["index"], x.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x)
-    interp.invoke()
-    np.testing.assert_allclose(interp.get_tensor(out["index"]), x / 2 + 2)
+    np.testing.assert_allclose(runner(x=x)["y"], x / 2 + 2)
+
+
+def test_tf1_graph_model_other_signature(corpus, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    dst = tmp_path / "m.tflite"
+    assert savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", dst, signature="regress_x2_to_y3", quiet=True).ok
+    runner = Interpreter(model_path=str(dst)).get_signature_runner("regress_x2_to_y3")
+    x = np.array([[1.0], [3.0]], np.float32)
+    np.testing.assert_allclose(runner(inputs=x)["outputs"], x / 2 + 3)
 
 
 def test_tf1_graph_model_int8(corpus, tmp_path):

@@ -124,7 +124,48 @@ def _v1_convert(tf: Any, original: Any, src: Path, key: str, tags: set[str] | No
         converter.target_spec.supported_ops = original.target_spec.supported_ops
         converter.target_spec.supported_types = original.target_spec.supported_types
         with quiet_fds(replay=False):
-            return bytes(converter.convert())
+            flatbuffer = bytes(converter.convert())
+    return _with_signature(flatbuffer, key, sig)
+
+
+def _with_signature(flatbuffer: bytes, key: str, sig: Any) -> bytes:
+    """``flatbuffer`` with a SignatureDef ``key`` mapping the SavedModel signature's input and
+    output names to the subgraph's tensors, which TF1's converter names after the graph
+    tensors (``x`` for ``x:0``). Unchanged when a tensor cannot be found by its name."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    if model.signatureDefs or not model.subgraphs:
+        return flatbuffer
+    graph = model.subgraphs[0]
+    index = {
+        (t.name.decode() if isinstance(t.name, bytes) else t.name): i for i, t in enumerate(graph.tensors or [])
+    }
+
+    def maps(infos: Any, allowed: Any) -> list[Any] | None:
+        out = []
+        for name in sorted(infos):
+            tensor = infos[name].name
+            i = index.get(tensor.removesuffix(":0")) if tensor.endswith(":0") else None
+            if i is None or i not in set(allowed):
+                return None
+            out.append(schema.TensorMapT(name=name, tensorIndex=i))
+        return out
+
+    inputs, outputs = maps(sig.inputs, graph.inputs), maps(sig.outputs, graph.outputs)
+    if inputs is None or outputs is None:
+        return flatbuffer
+    model.signatureDefs = [schema.SignatureDefT(inputs=inputs, outputs=outputs, signatureKey=key, subgraphIndex=0)]
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _has_signatures(flatbuffer: bytes) -> bool:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema.Model.GetRootAs(flatbuffer, 0).SignatureDefsLength() > 0
 
 
 def _failed_ops(message: str) -> list[str]:
@@ -240,7 +281,7 @@ def savedmodel_to_tflite(
                     flatbuffer = _v1_convert(tf, converter, src_path, keys[0], tag_set)
                     report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
                     unfrozen = False
-                    signatureless = True
+                    signatureless = not _has_signatures(flatbuffer)
                 if unfrozen:
                     # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
                     # written by tf.saved_model.save around a Keras model (Keras's own
@@ -282,8 +323,9 @@ def savedmodel_to_tflite(
         if signatureless:
             names = ", ".join(t.name for t in converted.signatures[0].inputs) if converted.signatures else "?"
             report.warnings.append(
-                f"converted with TF1's converter (a graph model with reference variables): the .tflite has "
-                f"no SignatureDef, so runtimes address its tensors by name or position (inputs: {names})"
+                f"converted with TF1's converter (a graph model with reference variables), whose .tflite has "
+                f"no SignatureDef, and the signature's tensors could not be found by name to add one: "
+                f"runtimes address its tensors by name or position (inputs: {names})"
             )
         if flex:
             report.warnings.append(
