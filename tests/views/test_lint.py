@@ -316,6 +316,13 @@ def test_savedmodel_tflite_without_signatures_checks_all_but_the_saver():
     assert not [f for f in report.findings if "SaveV2" in f.subject or "RestoreV2" in f.subject]
 
 
+def test_keras_rnn_layers_for_tflite():
+    report = lint(need(CORPUS / "keras_h5/dl4j/weights_bidirectional_lstm_tensorflow_2.h5"), ["tflite"])
+    (rnn,) = [f for f in report.findings if f.subject.startswith("layers ")]
+    assert "Bidirectional" in rnn.subject and "fixed batch size" in rnn.message
+    assert not [f for f in lint(FIXTURES / "keras_zip/conv_bn.keras", ["tflite"]).findings if f.subject.startswith("layers ")]
+
+
 def test_keras_and_checkpoints_for_tflite():
     [keras] = lint(FIXTURES / "keras_zip/conv_bn.keras", "tflite").findings
     assert keras.severity == "warning" and "modelconv" in keras.message

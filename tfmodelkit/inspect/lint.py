@@ -1153,6 +1153,12 @@ def _savedmodel_tflite(desc: ModelDescription, tags: str | None) -> tuple[list[F
     return findings, {scope: len(census)}
 
 
+#: Keras layers whose loop the converter keeps as TensorList ops unless the batch is fixed.
+_RNN_LAYERS = frozenset(
+    {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+     "CuDNNLSTM", "CuDNNGRU", "LSTMV1", "GRUV1"}
+)  # fmt: skip
+
 _FILE_TABLE_INITS = frozenset(
     {"InitializeTableFromTextFile", "InitializeTableFromTextFileV2", "InitializeTableFromDataset"}
 )
@@ -1311,7 +1317,8 @@ def _run_target(
                     target="tflite",
                 )  # fmt: skip
             ], {}
-        return [
+        rnn = [layer for layer in desc.layers if layer.class_name in _RNN_LAYERS]
+        findings = [
             Finding(
                 "warning",
                 "format",
@@ -1319,7 +1326,20 @@ def _run_target(
                 "ops that need Flex), or lint the SavedModel modelconv keras-to-savedmodel writes",
                 target="tflite",
             )  # fmt: skip
-        ], {"layers": len(desc.layers)}
+        ]
+        if rnn:
+            names = ", ".join(f"{layer.name} ({layer.class_name})" for layer in rnn[:3]) + (", ..." if len(rnn) > 3 else "")
+            findings.append(
+                Finding(
+                    "warning",
+                    f"layers {names}",
+                    "recurrent layers become TFLite builtins only with a fixed batch size; fix: nothing to do "
+                    "with modelconv convert MODEL out.tflite (it fixes the batch at 1; --batch-size N for "
+                    "another), or keep a dynamic batch with --select-tf-ops (Flex)",
+                    target="tflite",
+                )
+            )
+        return findings, {"layers": len(desc.layers)}
     if fmt == "savedmodel":
         return _savedmodel_safety(desc)
     if fmt in ("keras_h5", "keras_zip"):
