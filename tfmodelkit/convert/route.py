@@ -71,6 +71,17 @@ def _through_savedmodel(
     return first, second
 
 
+def _has_rnn_layers(src: str) -> bool:
+    import tfmodelkit
+
+    from ..inspect.lint import RNN_LAYERS
+
+    try:
+        return any(layer.class_name in RNN_LAYERS for layer in tfmodelkit.read(src).layers)
+    except TFModelKitError:
+        return False  # the conversion itself will say what is wrong
+
+
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> ConversionReport:
     """Convert ``src`` to ``dst``, choosing the route; options are those of the single steps."""
     src, dst = str(src), str(dst)
@@ -93,13 +104,23 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options:
 
     if fmt == "savedmodel":
         return savedmodel_to_tflite(src, dst, **_pick(options, TFLITE_OPTIONS))
+    # RNN layers: TFLite builtins need a fixed batch, which the Keras model can be traced with.
+    # Known recurrent layers get it at once; anything else that turns out to need it (a custom
+    # recurrent layer) gets it on a second attempt, after the converter says so.
+    fixed = (
+        fmt in ("keras_h5", "keras_zip")
+        and options.get("batch_size") is None
+        and not options.get("select_tf_ops")
+        and _has_rnn_layers(src)
+    )
     try:
-        first, second = _through_savedmodel(src, fmt, dst, options)
+        first, second = _through_savedmodel(src, fmt, dst, {**options, "batch_size": 1} if fixed else options)
     except TensorListError:
-        if fmt not in ("keras_h5", "keras_zip") or options.get("batch_size") is not None:
+        if fmt not in ("keras_h5", "keras_zip") or options.get("batch_size") is not None or fixed:
             raise
-        # RNN layers: TFLite builtins need a fixed batch, which the Keras model can be traced with.
+        fixed = True
         first, second = _through_savedmodel(src, fmt, dst, {**options, "batch_size": 1})
+    if fixed:
         first.warnings.insert(
             0,
             "the model's RNN layers need a fixed batch size in TFLite builtins: the .tflite takes "

@@ -1154,7 +1154,7 @@ def _savedmodel_tflite(desc: ModelDescription, tags: str | None) -> tuple[list[F
 
 
 #: Keras layers whose loop the converter keeps as TensorList ops unless the batch is fixed.
-_RNN_LAYERS = frozenset(
+RNN_LAYERS = frozenset(
     {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
      "CuDNNLSTM", "CuDNNGRU", "LSTMV1", "GRUV1"}
 )  # fmt: skip
@@ -1317,7 +1317,7 @@ def _run_target(
                     target="tflite",
                 )  # fmt: skip
             ], {}
-        rnn = [layer for layer in desc.layers if layer.class_name in _RNN_LAYERS]
+        rnn = [layer for layer in desc.layers if layer.class_name in RNN_LAYERS]
         findings = [
             Finding(
                 "warning",
