@@ -284,3 +284,25 @@ def test_rnn_model_declaring_its_batch_keeps_it(corpus, tmp_path):
     assert report.ok and all(v["ok"] for v in report.verification)
     (inp,) = Interpreter(model_path=str(dst)).get_input_details()
     assert list(inp["shape"]) == [25, 1, 1]
+
+
+def test_custom_recurrent_layer_gets_a_fixed_batch_on_the_second_attempt(tmp_path):
+    """A layer class tfmodelkit does not know as recurrent: the converter's TensorList failure
+    is what tells, and the conversion is redone with a fixed batch."""
+    import keras
+
+    class Recurrent(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = keras.layers.GRU(4)
+
+        def call(self, x):
+            return self.inner(x)
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((3, 2)), Recurrent(name="rec")])
+    src = tmp_path / "rec.keras"
+    model.save(src)
+    report = convert(src, tmp_path / "m.tflite", custom_objects={"Recurrent": Recurrent}, quiet=True)
+    assert report.ok and report.details["savedmodel"]["batch_size"] == 1
+    assert "fixed batch size" in report.warnings[0]
