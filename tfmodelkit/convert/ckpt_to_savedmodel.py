@@ -1082,6 +1082,27 @@ def check_exported_variables(
 # The restored model, for verification
 
 
+def _open(
+    ckpt: str | os.PathLike[str], input_specs: Sequence[str], root_key: str | None
+) -> tuple[tuple[InputSpec, ...], Path, Any, Any, Any, dict[str, Any], str]:
+    """What rebuilding and restoring need of a checkpoint: the parsed ``--input-spec`` list,
+    its prefix, index, object graph (None for a name-based one), description, weights by key
+    and how messages name it."""
+    specs = parse_input_specs(input_specs)
+    resolved = ckpt_format.resolve(ckpt)
+    prefix = resolved.prefix
+    index = ckpt_format._guarded(prefix, lambda: ckpt_format.read_index(prefix))
+    graph = ckpt_format._guarded(prefix, lambda: ckpt_format.object_graph(index))
+    desc = ckpt_format._guarded(prefix, lambda: ckpt_format.describe_index(index, str(prefix), resolved.notes))
+    where = str(prefix)
+    if graph is None and root_key is not None:
+        raise UserError(
+            f"{where}: a name-based (TF1) checkpoint has no object graph and so no root key; "
+            "drop --root-key (its variables are paired by name)"
+        )
+    return specs, prefix, index, graph, desc, {w.name: w for w in desc.weights}, where
+
+
 def restored_runner(
     ckpt: str | os.PathLike[str],
     *,
@@ -1103,16 +1124,7 @@ def restored_runner(
             f"{ckpt}: a checkpoint holds weights only; to run it, give the code that builds the model "
             "(--model MODULE:CALLABLE) or its architecture (--architecture FILE)"
         )
-    specs = parse_input_specs(input_specs)
-    resolved = ckpt_format.resolve(ckpt)
-    prefix = resolved.prefix
-    index = ckpt_format._guarded(prefix, lambda: ckpt_format.read_index(prefix))
-    graph = ckpt_format._guarded(prefix, lambda: ckpt_format.object_graph(index))
-    desc = ckpt_format._guarded(prefix, lambda: ckpt_format.describe_index(index, str(prefix), resolved.notes))
-    weights = {w.name: w for w in desc.weights}
-    where = str(prefix)
-    if graph is None and root_key is not None:
-        raise UserError(f"{where}: a name-based (TF1) checkpoint has no object graph and so no root key; drop --root-key")
+    specs, prefix, index, graph, desc, weights, where = _open(ckpt, input_specs, root_key)
     objects = custom_objects if isinstance(custom_objects, dict) else load_custom_objects(custom_objects)
     tf = import_tensorflow("running a checkpoint's model")
     built, match = _load_and_match(
@@ -1161,21 +1173,7 @@ def ckpt_to_savedmodel(
             "ckpt-to-savedmodel needs exactly one of --model MODULE:CALLABLE (code that builds the model) "
             "or --architecture FILE (a JSON, .h5 or .keras model config)"
         )
-    specs = parse_input_specs(input_specs)
-    resolved = ckpt_format.resolve(ckpt)
-    prefix = resolved.prefix
-    index = ckpt_format._guarded(prefix, lambda: ckpt_format.read_index(prefix))
-    graph = ckpt_format._guarded(prefix, lambda: ckpt_format.object_graph(index))
-    desc = ckpt_format._guarded(
-        prefix, lambda: ckpt_format.describe_index(index, str(prefix), resolved.notes)
-    )
-    weights = {w.name: w for w in desc.weights}
-    where = str(prefix)
-    if graph is None and root_key is not None:
-        raise UserError(
-            f"{where}: a name-based (TF1) checkpoint has no object graph and so no root key; "
-            "drop --root-key (its variables are paired by name)"
-        )
+    specs, prefix, index, graph, desc, weights, where = _open(ckpt, input_specs, root_key)
     options = verify or VerifyOptions()
     report = ConversionReport(str(ckpt), "checkpoint", str(dst), ["checkpoint", "savedmodel"])
     report.warnings.extend(desc.warnings)
