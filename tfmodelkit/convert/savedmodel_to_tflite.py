@@ -145,10 +145,11 @@ def _with_signature(flatbuffer: bytes, key: str, sig: Any) -> bytes:
 
     def maps(infos: Any, allowed: Any) -> list[Any] | None:
         out = []
+        allowed = set(allowed)
         for name in sorted(infos):
             tensor = infos[name].name
             i = index.get(tensor.removesuffix(":0")) if tensor.endswith(":0") else None
-            if i is None or i not in set(allowed):
+            if i is None or i not in allowed:
                 return None
             out.append(schema.TensorMapT(name=name, tensorIndex=i))
         return out
@@ -160,12 +161,6 @@ def _with_signature(flatbuffer: bytes, key: str, sig: Any) -> bytes:
     builder = flatbuffers.Builder(len(flatbuffer) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def _has_signatures(flatbuffer: bytes) -> bool:
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema.Model.GetRootAs(flatbuffer, 0).SignatureDefsLength() > 0
 
 
 def _failed_ops(message: str) -> list[str]:
@@ -228,7 +223,6 @@ def savedmodel_to_tflite(
             tf = import_tensorflow("converting to TFLite")
         with progress.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
             tag_set = {t.strip() for t in tags.split(",")} if tags else None
-            signatureless = False
             try:
                 with quiet_fds(replay=False):
                     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -281,7 +275,6 @@ def savedmodel_to_tflite(
                     flatbuffer = _v1_convert(tf, converter, src_path, keys[0], tag_set)
                     report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
                     unfrozen = False
-                    signatureless = not _has_signatures(flatbuffer)
                 if unfrozen:
                     # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
                     # written by tf.saved_model.save around a Keras model (Keras's own
@@ -320,11 +313,13 @@ def savedmodel_to_tflite(
             bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
             custom_ops=list(converted.metadata.get("custom_ops", [])),
         )  # fmt: skip
+        # Only TF1's converter writes none, when its tensors could not be named (_with_signature).
+        signatureless = converted.metadata.get("signature_source") != "signature_defs"
         if signatureless:
             names = ", ".join(t.name for t in converted.signatures[0].inputs) if converted.signatures else "?"
             report.warnings.append(
-                f"converted with TF1's converter (a graph model with reference variables), whose .tflite has "
-                f"no SignatureDef, and the signature's tensors could not be found by name to add one: "
+                f"the .tflite has no SignatureDef (TF1's converter, used for a graph model with reference "
+                f"variables, writes none, and the signature's tensors could not be found by name to add one): "
                 f"runtimes address its tensors by name or position (inputs: {names})"
             )
         if flex:

@@ -834,14 +834,7 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
         here = {c.name for c in index.prefix.parent.iterdir() if c.name.startswith(f"{index.prefix.name}.data-")}
     except OSError:
         here = set()
-    missing: list[int] = []
-    for k in range(index.num_shards):
-        try:
-            if shards.path(k).name not in here:
-                raise NotFoundError("not listed")
-            shards.size(k)
-        except NotFoundError:
-            missing.append(k)
+    missing = [k for k in range(index.num_shards) if shards.path(k).name not in here]
     present = index.num_shards - len(missing)
     todo: list[tuple[str, int, Entry, Entry]] = []
     problems: dict[tuple[str, int], Finding] = {}
