@@ -22,7 +22,7 @@ from tests.conftest import corpus_entries
 from tfmodelkit.description import ROLE_MODEL, ROLE_OPTIMIZER, ROLE_OTHER
 from tfmodelkit.dtypes import numpy_dtype
 from tfmodelkit.errors import CorruptFileError, FormatError, NotFoundError, TFModelKitError
-from tfmodelkit.formats import keras_config, keras_h5
+from tfmodelkit.formats import hdf5, hdf5_inventory, keras_config, keras_h5
 
 ENTRIES = corpus_entries("keras_h5")
 OK = [(k, v) for k, v in ENTRIES if v.get("ok")]
@@ -152,8 +152,8 @@ def test_lambda_is_reported_and_nothing_is_executed(corpus, monkeypatch):
     path = corpus / LAMBDA
     # Import everything h5py needs (codecs...) in this process, which the children fork from,
     # before the traps are set.
-    with keras_h5.file_source(path).opened() as f:
-        inv = keras_h5.scan(f, str(path))
+    with hdf5_inventory.file_source(path).opened() as f:
+        inv = hdf5_inventory.scan(f, str(path))
         for info in inv.datasets.values():
             f[info.path][()]
 
@@ -554,14 +554,14 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="isolation needs
 @needs_fork
 def test_isolated_reports_hangs_crashes_and_errors():
     t0 = time.monotonic()
-    items, failure = keras_h5.isolated(_sleeps, (), 0.5)
+    items, failure = hdf5.isolated(_sleeps, (), 0.5)
     assert items == ["started"] and "no progress" in failure
     assert time.monotonic() - t0 < 5
-    items, failure = keras_h5.isolated(_crashes, (), 5)
+    items, failure = hdf5.isolated(_crashes, (), 5)
     assert items == ["started"] and "SIGSEGV" in failure
     with pytest.raises(CorruptFileError, match="x.h5: bad"):
-        keras_h5.isolated(_raises, (), 5)
-    assert keras_h5.isolated(iter, ([1, 2],), 5) == ([1, 2], None)
+        hdf5.isolated(_raises, (), 5)
+    assert hdf5.isolated(iter, ([1, 2],), 5) == ([1, 2], None)
 
 
 @needs_fork

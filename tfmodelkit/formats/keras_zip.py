@@ -34,17 +34,11 @@ import h5py
 from ..description import CheckReport, Finding, ModelDescription, Producer
 from ..errors import CorruptFileError, FormatError, NotFoundError, UnsupportedError
 from . import keras_config as kc
-from .keras_h5 import (
-    H5_ERRORS,
-    Assembled,
-    H5Source,
-    check_source,
-    keras3_assemble,
-    one_line,
-    option_timeout,
-    scan_source,
-    to_description,
-)
+from .hdf5 import H5_ERRORS, one_line, option_timeout
+from .hdf5_inventory import H5Source, scan_source
+from .keras3_weights import keras3_assemble
+from .keras_h5 import check_source
+from .keras_h5_parts import Assembled, to_description
 
 FORMAT = "keras_zip"
 
