@@ -12,7 +12,7 @@ import pytest
 
 import tfmodelkit
 from tfmodelkit.errors import CorruptFileError, NotFoundError, TFModelKitError
-from tfmodelkit.formats import checkpoint, sstable
+from tfmodelkit.formats import checkpoint, checkpoint_bundle, sstable
 
 MNIST = "checkpoint/tf_mnist_stale_state"
 STRINGS = "checkpoint/tf_old_string_tensors/foo"
@@ -42,7 +42,7 @@ def _encode_signed(v: int) -> bytes:
 @pytest.mark.parametrize("v", [0, 1, 63, 64, 250, 8191, 8192, 1 << 20, (1 << 40) + 7, -1, -64, -65, -9000])
 def test_signed_number_round_trip(v):
     enc = _encode_signed(v)
-    got, pos = checkpoint._read_signed(enc, 0)
+    got, pos = checkpoint_bundle._read_signed(enc, 0)
     assert (got, pos) == (v, len(enc))
 
 
