@@ -170,7 +170,7 @@ def _structured_specs(value: Any, out: list[TensorSpec], prefix: str = "") -> No
             _structured_specs(pair.value, out, pair.key)
 
 
-def _object_paths(graph: Any) -> dict[int, str]:
+def node_paths(graph: Any) -> dict[int, str]:
     """Breadth-first object paths (``root.serve``) of a SavedObjectGraph's nodes."""
     paths = {0: "root"} if len(graph.nodes) else {}
     queue = [0] if paths else []
@@ -189,7 +189,7 @@ def _object_paths(graph: Any) -> dict[int, str]:
 def functions(meta_graph: Any) -> tuple[Function, ...]:
     """The object graph's functions with the input signature of each concrete function."""
     graph = meta_graph.object_graph_def
-    paths = _object_paths(graph)
+    paths = node_paths(graph)
     out = []
     for nid, node in enumerate(graph.nodes):
         kind = node.WhichOneof("kind")
@@ -233,7 +233,7 @@ def _keras_nodes(folder: Path, meta_graph: Any, warnings: list[str]) -> list[tup
             return []
         return [(n.node_path, n.identifier, n.metadata) for n in meta.nodes]
     graph = meta_graph.object_graph_def
-    paths = _object_paths(graph)
+    paths = node_paths(graph)
     out = []
     for nid, node in enumerate(graph.nodes):
         if node.WhichOneof("kind") == "user_object" and node.user_object.identifier.startswith("_tf_keras"):
