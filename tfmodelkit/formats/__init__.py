@@ -3,6 +3,11 @@
 Each reader module has ``read(path, **options) -> ModelDescription`` and
 ``check(path, **options) -> CheckReport``. Modules are imported only when used, so that
 listing a checkpoint never pays for h5py or the flatbuffer schema.
+
+A reader may lean on helper modules beside it that the registry does not name: ``hdf5``
+(h5py in a forked child) and ``hdf5_inventory`` for the Keras HDF5 readers, with the layouts
+in ``keras_h5_legacy`` and ``keras3_weights``; ``tflite_parse``, ``tflite_values`` and
+``tflite_check``; ``checkpoint_bundle``, ``checkpoint_graph`` and ``checkpoint_check``.
 """
 
 from __future__ import annotations
