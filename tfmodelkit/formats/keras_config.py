@@ -1,4 +1,4 @@
-"""Keras model configs (JSON) read as data: layer records, Lambda code names, variable names.
+"""Keras model configs (JSON) read as data: layer records, where Python code sits, variable names.
 
 Shared by the ``.h5`` and ``.keras`` readers. Nothing here imports Keras or runs anything
 found in a config: a ``Lambda`` layer's function is Python bytecode, and all we do with it
@@ -208,55 +208,223 @@ def bytecode_function_name(text: str) -> str | None:
     return name
 
 
-def _lambda_function_code(cfg: Mapping[str, Any]) -> tuple[str, bool] | None:
-    """(function name, is bytecode) of a Lambda layer's ``function`` entry."""
-    fn = cfg.get("function")
-    ftype = cfg.get("function_type")
-    if isinstance(fn, dict):  # Keras 3
-        inner = fn.get("config")
-        if fn.get("class_name") == "__lambda__":
+#: ``detail`` of a site whose config nests too deeply to be followed to its end.
+UNCHECKED = "<nested too deeply to check>"
+
+#: The first warning of a config whose layers nest deeper than :data:`MAX_DEPTH`.
+TOO_DEEP_WARNING = f"model config nests layers deeper than {MAX_DEPTH} levels: deeper ones not listed"
+
+
+@dataclass(frozen=True)
+class CodeSite:
+    """One place in a Keras model config where loading the model would call Python code."""
+
+    layer: str  # the layer's name ("<model>" when no layer holds it)
+    class_name: str  # the layer's class ("Lambda", "Merge", "Dense", ...)
+    #: the config field holding the code: "function", "output_shape", "mode", "output_mask", "activation", ...
+    field: str
+    #: True: marshalled bytecode stored in the file; False: a Python function named by the file, not stored in it
+    bytecode: bool
+    detail: str  # the function's name, or "<bytecode>"
+
+    def __str__(self) -> str:
+        return f"{self.layer} ({self.class_name}) {self.field}"
+
+
+def _serialized_code(value: Any, kind: Any, module: Any, always: bool) -> tuple[bool, str] | None:
+    """(bytecode, detail) of a function stored in a config field, None when ``value`` is data.
+
+    ``kind`` is the field's ``*_type`` (Keras 1/2: "lambda", "function", "raw"); ``always``
+    says the field holds a function whatever its type says (a Lambda's ``function``).
+    """
+    if isinstance(value, dict):  # Keras 3: a __lambda__ object or a function reference
+        inner = value.get("config")
+        if value.get("class_name") == "__lambda__":
             code = _as_dict(inner).get("code")
-            name = bytecode_function_name(code) if isinstance(code, str) else None
-            return (name or "<bytecode>", True)
+            return True, (bytecode_function_name(code) if isinstance(code, str) else None) or "<bytecode>"
         if isinstance(inner, str):
-            return (inner, False)
-        return (str(fn.get("registered_name") or fn.get("class_name") or "<function>"), False)
-    if isinstance(fn, list | tuple) and fn and isinstance(fn[0], str):  # Keras 2: [code, defaults, closure]
-        return (bytecode_function_name(fn[0]) or "<bytecode>", True)
-    if isinstance(fn, str):
-        if ftype == "lambda":  # Keras 1 sometimes stores the bytecode string alone
-            return (bytecode_function_name(fn) or "<bytecode>", True)
+            return False, inner
+        return False, str(value.get("registered_name") or value.get("class_name") or "<function>")
+    if not (always or kind in ("lambda", "function")):
+        return None
+    if isinstance(value, list | tuple) and value and isinstance(value[0], str):  # [code, defaults, closure]
+        if always or kind == "lambda":
+            return True, bytecode_function_name(value[0]) or "<bytecode>"
+    elif isinstance(value, str):
+        if kind == "lambda":  # Keras 1 sometimes stores the bytecode string alone
+            return True, bytecode_function_name(value) or "<bytecode>"
+        return False, f"{module}.{value}" if isinstance(module, str) and module else value
+    elif kind == "lambda":
+        return True, "<bytecode>"
+    return None
+
+
+def _typed_site(cfg: Mapping[str, Any], name: str, kinds: tuple[str, ...]) -> tuple[str, bool, str] | None:
+    """The site of field ``name`` when its ``<name>_type`` (Keras 1/2) is one of ``kinds``."""
+    kind = cfg.get(f"{name}_type")
+    if kind not in kinds:
+        return None
+    found = _serialized_code(cfg.get(name), kind, cfg.get(f"{name}_module"), False)
+    bytecode, detail = found or (kind == "lambda", "<bytecode>" if kind == "lambda" else "<function>")
+    return name, bytecode, detail
+
+
+def _field_sites(cls: str, cfg: Mapping[str, Any]) -> list[tuple[str, bool, str]]:
+    """(field, bytecode, detail) of the functions a layer's own config fields store."""
+    out: list[tuple[str, bool, str] | None] = []
+    if cls == "Lambda":  # its function always runs; Keras 3 serializes the others as objects
         module = cfg.get("module") or cfg.get("function_module")
-        return (f"{module}.{fn}" if isinstance(module, str) and module else fn, False)
-    return None
+        found = _serialized_code(cfg.get("function"), cfg.get("function_type"), module, True)
+        out.append(("function", *(found or (False, "<function>"))))
+        for name in ("output_shape", "mask"):
+            value = cfg.get(name)
+            if isinstance(value, dict) and value.get("class_name") is not None:
+                found = _serialized_code(value, None, None, False)
+                out.append((name, *found) if found else None)
+            else:
+                out.append(_typed_site(cfg, name, ("lambda", "function")))
+    elif cls == "Merge":  # Keras 1: the merge function and its mask function
+        out.append(_typed_site(cfg, "mode", ("lambda", "function")))
+        out.append(_typed_site(cfg, "output_mask", ("lambda",)))
+    # Any class: a lambda serialized the Keras 1/2 way (custom layers copy the Lambda layout).
+    out.append(_typed_site(cfg, "function", ("lambda",)))
+    out.append(_typed_site(cfg, "output_shape", ("lambda",)))
+    return [site for site in out if site is not None]
 
 
-def _holds_lambda_object(v: Any, depth: int = 0) -> bool:
-    """True if a Keras 3 ``__lambda__`` object (serialized bytecode) sits anywhere in ``v``."""
+def _nested_sites(
+    value: Any, field: str, skip: set[int], depth: int, out: list[tuple[str, bool, str]]
+) -> None:
+    """Code anywhere inside ``value`` (one field of a layer's config), reported on ``field``:
+    Keras 3 ``__lambda__`` objects, Keras 1/2 serialized lambdas, and Lambda or Merge layers
+    held where no wrapper key says so. Entries in ``skip`` are layers of their own."""
     if depth > MAX_DEPTH:
-        return False
-    if isinstance(v, dict):
-        if v.get("class_name") == "__lambda__":
-            return True
-        return any(_holds_lambda_object(x, depth + 1) for x in v.values())
-    if isinstance(v, list):
-        return any(_holds_lambda_object(x, depth + 1) for x in v)
-    return False
+        out.append((field, False, UNCHECKED))
+        return
+    if isinstance(value, dict):
+        if id(value) in skip:
+            return
+        cls = value.get("class_name")
+        if cls == "__lambda__":
+            out.append((field, True, "<bytecode>"))
+            return
+        if isinstance(cls, str) and isinstance(value.get("config"), dict) and cls in ("Lambda", "Merge"):
+            out.extend(
+                (field, bytecode, detail) for _, bytecode, detail in _field_sites(cls, value["config"])
+            )
+        if value.get("function_type") == "lambda" or value.get("output_shape_type") == "lambda":
+            out.append((field, True, "<bytecode>"))
+        for v in value.values():
+            _nested_sites(v, field, skip, depth + 1, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _nested_sites(v, field, skip, depth + 1, out)
 
 
-def layer_code(entry: Any) -> tuple[str, bool] | None:
-    """(function name, is bytecode) for a layer that carries Python code, else None."""
+def _own_sites(entry: Mapping[str, Any], layer: str, cls: str, fields: bool) -> list[CodeSite]:
+    """Sites of one config entry, its child layers left out (each is an entry of its own)."""
+    skip = {id(child) for _, child in child_entries(entry)}
+    raw = entry.get("config")
+    found = _field_sites(cls, raw) if fields and isinstance(raw, dict) else []
+    for key, value in entry.items():
+        if key == "class_name":
+            continue
+        if key == "config" and isinstance(raw, dict):
+            for name, v in raw.items():
+                _nested_sites(v, name, skip, 1, found)
+        else:
+            _nested_sites(value, key, skip, 1, found)
+    first: dict[str, tuple[bool, str]] = {}
+    for name, bytecode, detail in found:
+        first.setdefault(name, (bytecode, detail))  # the field's own rule speaks before a scan
+    return [CodeSite(layer, cls, name, bytecode, detail) for name, (bytecode, detail) in first.items()]
+
+
+def entry_code_sites(entry: Any, name: str | None = None) -> list[CodeSite]:
+    """The :func:`code_sites` of one layer entry (``{"class_name", "config"}``), leaving out
+    the layers it contains; ``name`` overrides the entry's own."""
+    if not isinstance(entry, dict):
+        return []
     cls = entry_class(entry)
-    cfg = entry_config(entry)
-    if cls == "Lambda":
-        found = _lambda_function_code(cfg)
-        if found is not None:
-            return found
-    # Other layers: bytecode in a Keras 3 ``__lambda__`` object (a lambda activation, say).
-    own = {k: v for k, v in cfg.items() if k not in ("layers", *_WRAPPED_KEYS)}
-    if _holds_lambda_object(own):
-        return ("<bytecode>", True)
-    return None
+    return _own_sites(entry, name or entry_name(entry, snake_case(cls) or "layer"), cls, True)
+
+
+@dataclass(frozen=True)
+class _Node:
+    entry: dict[str, Any]
+    name: str
+    depth: int
+    parent: int | None
+    top: str
+    attached: str
+
+
+def _layer_tree(model: dict[str, Any]) -> tuple[list[_Node], bool]:
+    """Every layer entry of a model config, parents before children, and whether some
+    nest deeper than :data:`MAX_DEPTH` (those are left out)."""
+    nodes: list[_Node] = []
+    too_deep = False
+
+    def visit(entry: dict[str, Any], depth: int, parent: int | None, top: str | None, attached: str) -> None:
+        nonlocal too_deep
+        if depth > MAX_DEPTH:
+            too_deep = True
+            return
+        name = entry_name(entry, f"{snake_case(entry_class(entry)) or 'layer'}_{len(nodes)}")
+        index = len(nodes)
+        nodes.append(_Node(entry, name, depth, parent, top or name, attached))
+        for key, child in child_entries(entry):
+            visit(child, depth + 1, index, top or name, key)
+
+    for e in model_layers(model):
+        visit(e, 0, None, None, "layers")
+    return nodes, too_deep
+
+
+def _model_sites(model: dict[str, Any], too_deep: bool) -> list[CodeSite]:
+    """Sites outside every layer: the model's own fields (a .keras ``compile_config``...)."""
+    cls = entry_class(model)
+    sites = _own_sites(model, "<model>", cls, False)
+    if too_deep:
+        sites.append(CodeSite("<model>", cls, "layers", False, UNCHECKED))
+    return sites
+
+
+def code_sites(config: Any) -> list[CodeSite]:
+    """Every place in a Keras model config (parsed JSON, {"class_name", "config"}; nested models and
+    wrapped layers too) where loading the model would call Python code. Loaders refuse a file with any
+    site unless the user passes --unsafe; `check --target safety` reports each site as an error."""
+    if not isinstance(config, dict):
+        return []
+    nodes, too_deep = _layer_tree(config)
+    sites = [site for node in nodes for site in entry_code_sites(node.entry, node.name)]
+    return list(dict.fromkeys([*sites, *_model_sites(config, too_deep)]))
+
+
+def _code_warnings(sites: list[CodeSite]) -> list[str]:
+    bytecode = [f"{s.layer} ({s.detail})" for s in sites if s.bytecode]
+    named = [f"{s.layer} ({s.detail})" for s in sites if not s.bytecode and s.detail != UNCHECKED]
+    unchecked = [str(s) for s in sites if s.detail == UNCHECKED and s.field != "layers"]
+    warnings = []
+    if bytecode:
+        warnings.append(
+            "this file contains Python code (marshalled bytecode) in "
+            + ", ".join(dict.fromkeys(bytecode))
+            + ": tfmodelkit never runs it; Keras runs it only when loading with safe_mode=False, "
+            "so load it that way only if you trust where the file came from"
+        )
+    if named:
+        warnings.append(
+            "layers calling Python functions by name, not stored in the file: "
+            + ", ".join(dict.fromkeys(named))
+            + "; loading the model in Keras needs those functions"
+        )
+    if unchecked:
+        warnings.append(
+            f"config fields nested deeper than {MAX_DEPTH} levels, not checked for Python code: "
+            + ", ".join(unchecked)
+        )
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,57 +445,29 @@ def parse_model_config(model: Any) -> ParsedModel:
     (models inside models, wrapped layers) following their parent with a larger ``depth``."""
     if not isinstance(model, dict):
         return ParsedModel(None, None, (), (), ("model config is not a JSON object: layers not listed",))
+    nodes, too_deep = _layer_tree(model)
     records: list[ParsedLayer] = []
-    warnings: list[str] = []
-    bytecode: list[str] = []
-    named: list[str] = []
-    too_deep = False
-
-    def visit(entry: dict[str, Any], depth: int, parent: int | None, top: str | None, attached: str) -> None:
-        nonlocal too_deep
-        if depth > MAX_DEPTH:
-            too_deep = True
-            return
-        name = entry_name(entry, f"{snake_case(entry_class(entry)) or 'layer'}_{len(records)}")
-        code = layer_code(entry)
-        if code is not None:
-            (bytecode if code[1] else named).append(f"{name} ({code[0]})")
-        inbound = inbound_names(entry) if attached == "layers" else ()
+    sites: list[CodeSite] = []
+    for node in nodes:
+        own = entry_code_sites(node.entry, node.name)
+        sites.extend(own)
+        code = next((s.detail for s in own if s.detail != UNCHECKED), None)
         layer = Layer(
-            name=name,
-            class_name=entry_class(entry),
-            config=_strip_children(entry.get("config")),
-            inbound=inbound,
-            depth=depth,
-            code=code[0] if code else None,
+            name=node.name,
+            class_name=entry_class(node.entry),
+            config=_strip_children(node.entry.get("config")),
+            inbound=inbound_names(node.entry) if node.attached == "layers" else (),
+            depth=node.depth,
+            code=code,
         )
-        index = len(records)
-        records.append(ParsedLayer(layer, entry, parent, top or name, attached))
-        for key, child in child_entries(entry):
-            visit(child, depth + 1, index, top or name, key)
-
-    top_entries = model_layers(model)
-    for e in top_entries:
-        visit(e, 0, None, None, "layers")
-    if too_deep:
-        warnings.append(f"model config nests layers deeper than {MAX_DEPTH} levels: deeper ones not listed")
-    if bytecode:
-        warnings.append(
-            "this file contains Python code (marshalled bytecode) in "
-            + ", ".join(bytecode)
-            + ": tfmodelkit never runs it; Keras runs it only when loading with safe_mode=False, "
-            "so load it that way only if you trust where the file came from"
-        )
-    if named:
-        warnings.append(
-            "layers calling Python functions by name, not stored in the file: "
-            + ", ".join(named)
-            + "; loading the model in Keras needs those functions"
-        )
+        records.append(ParsedLayer(layer, node.entry, node.parent, node.top, node.attached))
+    sites.extend(_model_sites(model, too_deep))
+    warnings = [TOO_DEEP_WARNING] if too_deep else []
+    warnings.extend(_code_warnings(list(dict.fromkeys(sites))))
     cfg = model.get("config")
     model_name = cfg.get("name") if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) else None
     cls = model.get("class_name") if isinstance(model.get("class_name"), str) else None
-    return ParsedModel(cls, model_name, tuple(records), tuple(top_entries), tuple(warnings))
+    return ParsedModel(cls, model_name, tuple(records), tuple(model_layers(model)), tuple(warnings))
 
 
 def optimizer_name(training_config: Any) -> str | None:

@@ -29,6 +29,8 @@ from typing import Any
 
 from ..description import CheckReport, Finding, ModelDescription
 from ..errors import UserError
+from ..formats import keras_config as kc
+from ..formats.keras_config import CodeSite
 
 TARGETS = ("serving", "tflite", "safety")
 
@@ -550,7 +552,7 @@ class _Program:
                 self.fn_callees[body].update(called)
         self.fn_reach: dict[str, _Reach] = defaultdict(_Reach)
         self.node_reach: dict[str, _Reach] = defaultdict(_Reach)
-        self.object_paths = sm._object_paths(mg.object_graph_def)
+        self.object_paths = sm.node_paths(mg.object_graph_def)
         self._mark_contexts(sm.INIT_OP_KEY)
         self.assets = self._asset_sources()
 
@@ -908,18 +910,42 @@ def _savedmodel_safety(desc: ModelDescription) -> tuple[list[Finding], dict[str,
     return findings, counted
 
 
-def _keras_safety(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
-    findings = [
-        Finding(
-            "error",
-            f"layer {layer.name!r} ({layer.class_name})",
-            f"holds Python code ({layer.code}) that loading with safe_mode=False runs; fix: replace it with a "
-            "registered custom layer, or load the file only with --unsafe if you trust it",
-            target="safety",
-        )
+def keras_code_sites(desc: ModelDescription) -> list[CodeSite]:
+    """The :func:`~tfmodelkit.formats.keras_config.code_sites` of a Keras file, from its description:
+    each layer record's config, the ``.keras`` compile config, and a config nested too deeply."""
+    sites = [
+        site
         for layer in desc.layers
-        if layer.code
+        for site in kc.entry_code_sites({"class_name": layer.class_name, "config": layer.config}, layer.name)
     ]
+    cls = str(desc.metadata.get("class_name") or "unknown")
+    compile_config = desc.metadata.get("compile_config")
+    if compile_config:
+        sites.extend(kc.code_sites({"class_name": cls, "compile_config": compile_config}))
+    if kc.TOO_DEEP_WARNING in desc.warnings:
+        sites.append(CodeSite("<model>", cls, "layers", False, kc.UNCHECKED))
+    return list(dict.fromkeys(sites))
+
+
+def _code_finding(site: CodeSite) -> Finding:
+    subject = "model config" if site.layer == "<model>" else f"layer {site.layer!r} ({site.class_name})"
+    if site.detail == kc.UNCHECKED:
+        what = f"nests too deeply in {site.field!r} to be checked for Python code, which loading could run"
+    elif site.bytecode:
+        what = f"holds Python code ({site.detail}, marshalled bytecode) in {site.field!r} that loading with safe_mode=False runs"
+    else:
+        what = (
+            f"holds Python code ({site.detail}, a function named in {site.field!r}) that loading with "
+            "safe_mode=False looks up and runs"
+        )
+    fix = (
+        "fix: replace it with a registered custom layer, or load the file only with --unsafe if you trust it"
+    )
+    return Finding("error", subject, f"{what}; {fix}", target="safety")
+
+
+def _keras_safety(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
+    findings = [_code_finding(site) for site in keras_code_sites(desc)]
     return findings, {"layers": len(desc.layers)}
 
 
@@ -1137,7 +1163,9 @@ def _savedmodel_tflite(desc: ModelDescription, tags: str | None) -> tuple[list[F
         # Tables filled from a vocabulary file in the init function: the converter keeps the
         # table ops but drops the file read (TFLite reads no files), and LiteRT then fails at
         # the first lookup ("hashtable need to be initialized"). Seen with tf 2.21/LiteRT 2.3.
-        file_inits = sorted({n.op for _, nodes, _ in program.bodies() for n in nodes if n.op in _FILE_TABLE_INITS})
+        file_inits = sorted(
+            {n.op for _, nodes, _ in program.bodies() for n in nodes if n.op in _FILE_TABLE_INITS}
+        )
         if file_inits:
             findings.append(
                 Finding(
@@ -1228,7 +1256,7 @@ def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int
                             target="tflite",
                         )
                     )
-    model = tfl._load_model(Path(desc.path))
+    model = tfl.load_model(Path(desc.path))
     checked_quant = 0
     for i, sg in enumerate(model.subgraphs):
         for t in sg.tensors:
@@ -1241,11 +1269,11 @@ def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int
                 or not (0 <= qd < len(t.shape_signature))
                 or t.shape_signature[qd] >= 0
             )
-            for severity, message in tfl._quant_problems(t, constant=known):
+            for severity, message in tfl.quant_problems(t, constant=known):
                 findings.append(
                     Finding(
                         severity,
-                        tfl._tensor_subject(i, t),
+                        tfl.tensor_subject(i, t),
                         f"{message}; fix: re-quantize the model (the converter never writes this: the file was "
                         "edited or damaged)",
                         target="tflite",
@@ -1328,7 +1356,9 @@ def _run_target(
             )  # fmt: skip
         ]
         if rnn:
-            names = ", ".join(f"{layer.name} ({layer.class_name})" for layer in rnn[:3]) + (", ..." if len(rnn) > 3 else "")
+            names = ", ".join(f"{layer.name} ({layer.class_name})" for layer in rnn[:3]) + (
+                ", ..." if len(rnn) > 3 else ""
+            )
             findings.append(
                 Finding(
                     "warning",
