@@ -128,9 +128,9 @@ def verify_models(
         elif fmt in ("keras_h5", "keras_zip"):
             options = {"safe_mode": not unsafe}
         elif fmt == "checkpoint":
-            from ..convert.ckpt_to_savedmodel import restored_runner
+            from .runners.checkpoint import CheckpointRunner
 
-            return restored_runner(path, unsafe=unsafe, **{k: v for k, v in (checkpoint or {}).items() if v is not None})
+            return CheckpointRunner(path, unsafe=unsafe, **{k: v for k, v in (checkpoint or {}).items() if v is not None})
         return runner_for(path, **options)
 
     given = sorted(k for k, v in (checkpoint or {}).items() if v)
