@@ -2,7 +2,8 @@
 
 The conversions run on the fixtures written by TensorFlow (fixtures/make_fixtures.py) with the
 model code in fixtures/models/; a few checkpoints that need a particular shape (two root
-objects, a tf_keras ``save_weights``, a deep model) are written here with TensorFlow.
+objects, a tf_keras ``save_weights``, a deep model) are written here with TensorFlow. Input
+specs and the restored model alone are tested in tests/loaders/test_checkpoint.py.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import pytest
 
 import tfmodelkit
 from tests.conftest import FIXTURES, tf_available
-from tfmodelkit.convert import ckpt_to_savedmodel as mod
 from tfmodelkit.convert.base import VerifyOptions
-from tfmodelkit.convert.ckpt_to_savedmodel import (
-    InputSpec,
-    ckpt_to_savedmodel,
-    parse_input_spec,
-    parse_input_specs,
-)
+from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
 from tfmodelkit.errors import NotFoundError, UnsupportedError, UserError
+from tfmodelkit.loaders import checkpoint as ckpt_loader
+from tfmodelkit.loaders.user_code import load_model_factory
+from tfmodelkit.verify.runners.checkpoint import CheckpointRunner
 
 MODELS = FIXTURES / "models"
 SUBCLASSED_CKPT = FIXTURES / "checkpoint" / "keras3_subclassed" / "ckpt"
@@ -40,7 +38,7 @@ def _weights(path) -> dict[str, np.ndarray]:
 
 
 def _serve(folder: Path, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-    from tfmodelkit.verify.runners import import_tensorflow
+    from tfmodelkit.loaders.tf import import_tensorflow
 
     tf = import_tensorflow()
     loaded = tf.saved_model.load(str(folder))
@@ -53,54 +51,10 @@ def _x(rows: int = 5, cols: int = 3, seed: int = 7) -> np.ndarray:
 
 
 def _convert(ckpt, dst, **kwargs):
-    kwargs.setdefault("quiet", True)
     return ckpt_to_savedmodel(ckpt, dst, **kwargs)
 
 
-# ------------------------------------------------------------------------------ input specs (no TF)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("image:float32:-1,28,28,1", InputSpec("image", "float32", (None, 28, 28, 1))),
-        ("x:float32:-1,3", InputSpec("x", "float32", (None, 3))),
-        ("scale:float64:", InputSpec("scale", "float64", ())),
-        ("ids:int32: -1 , 4", InputSpec("ids", "int32", (None, 4))),
-        ("text:string:-1", InputSpec("text", "string", (None,))),
-        ("a/b.c-d:bool:0", InputSpec("a/b.c-d", "bool", (0,))),
-    ],
-)
-def test_input_spec_parses(text, expected):
-    assert parse_input_spec(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "says"),
-    [
-        ("x", "expected NAME:DTYPE:DIMS"),
-        ("x:float32", "expected NAME:DTYPE:DIMS"),
-        ("x:float32:1:2", "expected NAME:DTYPE:DIMS"),
-        (":float32:1", "not a usable input name"),
-        ("bad name:float32:1", "not a usable input name"),
-        ("x:float33:1", "unknown dtype 'float33' (accepted: float16, float32"),
-        ("x:float32:a,3", "dimension 'a' is not an integer"),
-        ("x:float32:1,,3", "dimension '' is not an integer"),
-        ("x:float32:-2,3", "dimension -2 is negative"),
-        ("x:float32:3.5", "dimension '3.5' is not an integer"),
-    ],
-)
-def test_bad_input_specs_are_clear_errors(text, says):
-    with pytest.raises(UserError) as e:
-        parse_input_spec(text)
-    assert says in str(e.value) and "\n" not in str(e.value)
-    assert e.value.exit_code == 2
-
-
-def test_input_spec_names_must_be_unique():
-    with pytest.raises(UserError, match="input 'x' is given twice"):
-        parse_input_specs(["x:float32:-1,3", "x:int32:-1"])
-    assert parse_input_specs("x:float32:2") == (InputSpec("x", "float32", (2,)),)
+# ------------------------------------------------------------------------------ refused before any work (no TF)
 
 
 def test_bad_input_spec_is_refused_before_anything_is_built(tmp_path):
@@ -137,29 +91,6 @@ def test_root_key_on_a_name_based_checkpoint_is_refused(tmp_path):
             FIXTURES / "checkpoint" / "tf1_graph", tmp_path / "out", model=f"{MODELS / 'tf1_graph.py'}:build",
             input_specs=X_SPEC, root_key="model",
         )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("spec", "error", "says"),
-    [
-        ("no_colon_here", UserError, "expected pkg.module:callable or path/to/file.py:callable"),
-        (f"{MODELS / 'absent.py'}:build", NotFoundError, "no such file"),
-        (f"{SUBCLASSED}:nope", NotFoundError, "has no attribute 'nope'"),
-        ("tfmodelkit_no_such_module_xyz:build", UserError, "cannot import tfmodelkit_no_such_module_xyz"),
-        ("math:pi", UserError, "pi is a float, not a callable"),
-    ],
-)
-def test_bad_model_specs(tmp_path, spec, error, says):
-    with pytest.raises(error, match=None) as e:
-        mod.load_model_factory(spec)
-    assert says in str(e.value)
-
-
-def test_model_file_import_leaves_sys_path_alone():
-    before = list(sys.path)
-    factory, folder = mod.load_model_factory(f"{SUBCLASSED}:build")
-    assert sys.path == before and folder == MODELS.resolve()
-    assert factory.__name__ == "build"
 
 
 # ------------------------------------------------------------------------------ the Keras 3 fixture
@@ -221,10 +152,10 @@ class TestKeras3Subclassed:
         assert report.details["signature"] == {"serving_default": {"inputs": ["x"], "outputs": ["output_0"]}}
 
     def test_savedmodel_matches_the_restored_model(self, subclassed):
-        from tfmodelkit.verify.runners import import_tensorflow
+        from tfmodelkit.loaders.tf import import_tensorflow
 
         tf = import_tensorflow()
-        factory, _ = mod.load_model_factory(f"{SUBCLASSED}:build")
+        factory, _ = load_model_factory(f"{SUBCLASSED}:build")
         model = factory()
         x = _x(4)
         model(tf.zeros([1, 3]))
@@ -233,6 +164,19 @@ class TestKeras3Subclassed:
         (entry,) = subclassed[0].verification[1:]
         assert entry["ok"] and entry["label"] == "restored model vs SavedModel"
         assert entry["context"]["reference"]["backend"] == "checkpoint"
+
+    def test_progress_lines_go_to_the_sink_given_in_stage_order(self, tmp_path, capsys):
+        lines: list[str] = []
+        report = _convert(
+            SUBCLASSED_CKPT, tmp_path / "out", model=f"{SUBCLASSED}:build", input_specs=X_SPEC,
+            verify=VerifyOptions(enabled=False), progress=lines.append,
+        )  # fmt: skip
+        assert report.ok
+        stages = [line.split("]")[0] + "]" for line in lines]
+        assert stages == ["[load]", "[load]", "[restore]", "[restore]", "[export]", "[verify]", "[verify]"]
+        assert lines[1] == f"[load] model code: --model {SUBCLASSED}:build"
+        assert lines[3].startswith("[restore] 4 values restored (root key 'model')")
+        assert capsys.readouterr().err == ""  # the library itself prints nothing
 
 
 @pytest.mark.tf
@@ -331,13 +275,13 @@ class TestStrictness:
 @pytest.mark.skipif(not tf_available(), reason="needs TensorFlow")
 class TestFailedVerification:
     def test_a_changed_variable_fails_the_exact_check(self, tmp_path, monkeypatch):
-        original = mod.restore
+        original = ckpt_loader.restore
 
         def restore_then_nudge(tf, match, prefix, weights, model, where):
             original(tf, match, prefix, weights, model, where)
             model.head.bias.assign(model.head.bias + 1e-7)
 
-        monkeypatch.setattr(mod, "restore", restore_then_nudge)
+        monkeypatch.setattr(ckpt_loader, "restore", restore_then_nudge)
         report = _convert(SUBCLASSED_CKPT, tmp_path / "out", model=f"{SUBCLASSED}:build", input_specs=X_SPEC)
         assert not report.ok and not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
         check = report.details["variable_check"]
@@ -362,9 +306,9 @@ class TestFailedVerification:
         assert not kept.ok and kept.kept_failed and (tmp_path / "kept" / "saved_model.pb").is_file()
 
     def test_numerical_disagreement_fails(self, tmp_path, monkeypatch):
-        original = mod.RestoredModelRunner.run
+        original = CheckpointRunner.run
         monkeypatch.setattr(
-            mod.RestoredModelRunner,
+            CheckpointRunner,
             "run",
             lambda self, feed: {k: v + 1 for k, v in original(self, feed).items()},
         )
@@ -406,10 +350,10 @@ class TestOtherCheckpoints:
         )
 
     def test_several_root_objects_need_a_root_key(self, tmp_path):
-        from tfmodelkit.verify.runners import import_tensorflow
+        from tfmodelkit.loaders.tf import import_tensorflow
 
         tf = import_tensorflow()
-        factory, _ = mod.load_model_factory(f"{MODELS / 'manager.py'}:build")
+        factory, _ = load_model_factory(f"{MODELS / 'manager.py'}:build")
         first, second = factory(), factory()
         first.weights.assign(tf.ones([2, 3]))
         second.weights.assign(tf.fill([2, 3], 2.5))
@@ -479,7 +423,7 @@ class TestOtherCheckpoints:
 
     def test_variables_keyed_under_the_optimizer_are_still_the_models(self, tmp_path):
         """A checkpoint key is the shortest path: a deep model's variables get optimizer/... keys."""
-        from tfmodelkit.verify.runners import import_tensorflow
+        from tfmodelkit.loaders.tf import import_tensorflow
 
         tf = import_tensorflow()
         code = tmp_path / "deep.py"
@@ -498,7 +442,7 @@ class TestOtherCheckpoints:
         )
         import keras
 
-        factory, _ = mod.load_model_factory(f"{code}:build")
+        factory, _ = load_model_factory(f"{code}:build")
         model = factory()
         model(tf.zeros([1, 3]))
         optimizer = keras.optimizers.Adam()
@@ -521,7 +465,7 @@ class TestOtherCheckpoints:
 @pytest.mark.skipif(not tf_available(), reason="needs TensorFlow")
 class TestArchitecture:
     def test_keras3_functional_config_and_checkpoint(self, tmp_path):
-        from tfmodelkit.verify.runners import import_keras
+        from tfmodelkit.loaders.tf import import_keras
 
         keras = import_keras()
         import tensorflow as tf
@@ -574,13 +518,13 @@ class TestArchitecture:
         )
 
     def test_code_layers_are_refused_without_unsafe(self, tmp_path):
-        from tfmodelkit.verify.runners import import_keras
+        from tfmodelkit.loaders.tf import import_keras
 
         keras = import_keras()
         inp = keras.Input((3,), name="x")
         model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2, name="double")(inp))
         (tmp_path / "arch.json").write_text(model.to_json())
-        with pytest.raises(UserError, match=r"refusing to build it: double \(Lambda\) carries Python code"):
+        with pytest.raises(UserError, match=r"refusing to build it: double \(Lambda\) function carries Python code"):
             _convert(SUBCLASSED_CKPT, tmp_path / "out", architecture=str(tmp_path / "arch.json"))
 
     def test_nested_outputs_are_unsupported(self, tmp_path):

@@ -128,7 +128,7 @@ def from_checkpoint(tmp_path_factory):
     from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
 
     folder = tmp_path_factory.mktemp("from_ckpt")
-    ckpt_to_savedmodel(CKPT, folder / "sm", quiet=True, **CKPT_MODEL)
+    ckpt_to_savedmodel(CKPT, folder / "sm", **CKPT_MODEL)
     spec = importlib.util.spec_from_file_location("subclassed_model", FIXTURES / "models/subclassed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
