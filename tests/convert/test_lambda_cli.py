@@ -16,7 +16,7 @@ pytestmark = pytest.mark.tf
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory):
-    from tfmodelkit.verify.runners import import_tf_keras, quiet_fds
+    from tfmodelkit.loaders.tf import import_tf_keras, quiet_fds
 
     tf_keras = import_tf_keras()
     folder = tmp_path_factory.mktemp("payload")

@@ -16,9 +16,9 @@ from tfmodelkit.verify import (  # noqa: E402
     SavedModelRunner,
     TFLiteRunner,
     compare,
+    compare_runners,
     format_report,
     runner_for,
-    verify,
 )
 
 from ._data import entries, index, model_path, recorded  # noqa: E402
@@ -128,12 +128,12 @@ def test_runner_for_dispatch():
 
 def test_verify_conversion_pairs():
     # The TFLite fixtures were converted from these SavedModels.
-    report = verify(
+    report = compare_runners(
         _runner("savedmodel", FIXTURES / "savedmodel/keras3_two_io", signature="serving_default"),
         FIXTURES / "tflite/two_io_float32.tflite",
     )
     assert report.ok, format_report(report)
-    multi = verify(
+    multi = compare_runners(
         _runner("savedmodel", FIXTURES / "savedmodel/module_multisig", signature="serving_default"),
         TFLiteRunner(FIXTURES / "tflite/multi_signature.tflite", signature="serving_default"),
         batch=5,
@@ -144,7 +144,7 @@ def test_verify_conversion_pairs():
 
 
 def test_verify_catches_a_different_model():
-    report = verify(
+    report = compare_runners(
         _runner("savedmodel", FIXTURES / "savedmodel/serving/affine/1", signature="serving_default"),
         _runner("savedmodel", FIXTURES / "savedmodel/serving/affine/2", signature="serving_default"),
     )
@@ -156,7 +156,7 @@ def test_verify_catches_a_different_model():
 
 
 def test_verify_refuses_models_with_other_inputs():
-    report = verify(
+    report = compare_runners(
         _runner("keras", FIXTURES / "keras_zip/functional_multi_io.keras"),
         _runner("savedmodel", FIXTURES / "savedmodel/keras3_two_io", signature="serving_default"),
     )
@@ -170,7 +170,7 @@ def test_verify_refuses_models_with_other_inputs():
 @pytest.fixture(scope="module")
 def lambda_h5(tmp_path_factory):
     """A tf_keras model whose Lambda layer writes a marker file whenever its code runs."""
-    from tfmodelkit.verify.runners import import_tf_keras, quiet_fds
+    from tfmodelkit.loaders.tf import import_tf_keras, quiet_fds
 
     tf_keras = import_tf_keras()
     folder = tmp_path_factory.mktemp("lambda")
@@ -213,7 +213,7 @@ def test_lambda_h5_loads_when_unsafe(lambda_h5, loader):
 
 
 def test_lambda_keras_zip_refused(tmp_path):
-    from tfmodelkit.verify.runners import import_keras
+    from tfmodelkit.loaders.tf import import_keras
 
     keras = import_keras()
     inp = keras.Input((3,), name="x")
