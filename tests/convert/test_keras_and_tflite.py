@@ -41,7 +41,7 @@ def _run_savedmodel(folder: Path, feed: dict) -> dict:
 @pytest.mark.parametrize("name", KERAS)
 def test_keras_fixture_to_savedmodel_keeps_names_and_numbers(name, tmp_path):
     src = FIXTURES / INDEX[name]["model"]
-    report = keras_to_savedmodel(src, tmp_path / "sm", quiet=True)
+    report = keras_to_savedmodel(src, tmp_path / "sm")
     assert report.ok and report.verification[0]["ok"]
     # checked while staged under a temporary name, reported under the name it ships as
     assert report.verification[0]["context"]["candidate"]["path"] == str(tmp_path / "sm")
@@ -61,7 +61,7 @@ def test_keras_to_tflite_every_quantization(quantize, atol, tmp_path):
 
     src = FIXTURES / "keras_zip/functional_multi_io.keras"
     dst = tmp_path / "m.tflite"
-    report = convert(src, dst, quantize=quantize, quiet=True)
+    report = convert(src, dst, quantize=quantize)
     assert report.ok and report.route == ["keras_zip", "savedmodel", "tflite"]
     assert len(report.verification) == 2 and all(v["ok"] for v in report.verification)
     assert report.verification[1]["context"]["candidate"]["path"] == str(dst)
@@ -95,7 +95,7 @@ def test_keras_to_tflite_every_quantization(quantize, atol, tmp_path):
 
 
 def test_multi_signature_savedmodel_keeps_all(tmp_path):
-    report = savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", all_signatures=True, quiet=True)
+    report = savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", all_signatures=True)
     assert report.ok and len(report.verification) == 2
     import tfmodelkit
 
@@ -104,7 +104,7 @@ def test_multi_signature_savedmodel_keeps_all(tmp_path):
 
 def test_unknown_signature_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no signature 'nope'"):
-        savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", signature="nope", quiet=True)
+        savedmodel_to_tflite(FIXTURES / "savedmodel/module_multisig", tmp_path / "m.tflite", signature="nope")
     assert not (tmp_path / "m.tflite").exists()
 
 
@@ -113,9 +113,9 @@ def test_occupied_destination_is_refused_and_untouched(tmp_path):
     dst.mkdir()
     (dst / "precious.txt").write_text("keep me")
     with pytest.raises(UserError, match="already exists"):
-        keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst, quiet=True)
+        keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst)
     assert (dst / "precious.txt").read_text() == "keep me"
-    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst, overwrite=True, quiet=True)
+    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", dst, overwrite=True)
     assert report.ok and (dst / "saved_model.pb").exists() and not (dst / "precious.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["sm"]  # no partial or backup left
 
@@ -123,10 +123,10 @@ def test_occupied_destination_is_refused_and_untouched(tmp_path):
 def test_failed_verification_leaves_nothing_unless_keep_failed(tmp_path):
     src = FIXTURES / "savedmodel/keras3_two_io"
     strict = VerifyOptions(atol=0.0, rtol=0.0)
-    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, quiet=True)
+    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict)
     assert not report.ok and not (tmp_path / "q.tflite").exists()
     assert list(tmp_path.iterdir()) == []
-    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, keep_failed=True, quiet=True)
+    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, keep_failed=True)
     assert not report.ok and report.kept_failed and (tmp_path / "q.tflite").exists()
 
 
@@ -134,7 +134,7 @@ def test_leftover_partial_of_a_killed_run_is_cleaned(tmp_path):
     dead = tmp_path / ".sm.tfmodelkit-partial-999999999"
     dead.mkdir()
     (dead / "junk").write_text("x")
-    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", tmp_path / "sm", quiet=True)
+    report = keras_to_savedmodel(FIXTURES / "keras_h5/keras3_legacy.h5", tmp_path / "sm")
     assert report.ok and not dead.exists()
 
 
@@ -144,7 +144,7 @@ def test_lambda_needs_unsafe(tmp_path):
     if not src.exists():
         pytest.skip("corpus not available")
     with pytest.raises(UserError, match="Python code"):
-        keras_to_savedmodel(src, tmp_path / "sm", quiet=True)
+        keras_to_savedmodel(src, tmp_path / "sm")
     assert not (tmp_path / "sm").exists()
 
 
@@ -202,21 +202,21 @@ def test_int8_calibration_from_npz(tmp_path):
     runner = SavedModelRunner(src)
     save_arrays(tmp_path / "calib.npz", generate_inputs(runner.inputs, seed=3, batch=32))
     report = savedmodel_to_tflite(
-        src, tmp_path / "q.tflite", quantize="int8", calibration_data=str(tmp_path / "calib.npz"), quiet=True
+        src, tmp_path / "q.tflite", quantize="int8", calibration_data=str(tmp_path / "calib.npz")
     )
     assert report.ok
     assert not any("generated inputs" in w for w in report.warnings)  # no calibration warning
     with pytest.raises(UserError, match="only used with --quantize int8"):
-        savedmodel_to_tflite(src, tmp_path / "f.tflite", calibration_data=str(tmp_path / "calib.npz"), quiet=True)
+        savedmodel_to_tflite(src, tmp_path / "f.tflite", calibration_data=str(tmp_path / "calib.npz"))
 
 
 def test_recurrent_model_needs_flex_and_says_so(tmp_path):
     sm = tmp_path / "sm"
-    assert keras_to_savedmodel(FIXTURES / "keras_h5/tfkeras_lstm.h5", sm, quiet=True).ok
+    assert keras_to_savedmodel(FIXTURES / "keras_h5/tfkeras_lstm.h5", sm).ok
     with pytest.raises(UserError, match="--select-tf-ops"):
-        savedmodel_to_tflite(sm, tmp_path / "a.tflite", quiet=True)
+        savedmodel_to_tflite(sm, tmp_path / "a.tflite")
     assert not (tmp_path / "a.tflite").exists()
-    report = savedmodel_to_tflite(sm, tmp_path / "b.tflite", select_tf_ops=True, quiet=True)
+    report = savedmodel_to_tflite(sm, tmp_path / "b.tflite", select_tf_ops=True)
     assert report.details["flex_ops"], report.details
     assert any("Flex" in w for w in report.warnings)
     assert (tmp_path / "b.tflite").exists()
@@ -249,7 +249,7 @@ def test_rnn_model_to_tflite_gets_a_fixed_batch(lstm_keras, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     dst = tmp_path / "m.tflite"
-    report = convert(lstm_keras, dst, quiet=True)
+    report = convert(lstm_keras, dst)
     assert report.ok and all(v["ok"] for v in report.verification)
     assert report.details["savedmodel"]["batch_size"] == 1
     assert "fixed batch size" in report.warnings[0]
@@ -262,16 +262,16 @@ def test_rnn_model_to_tflite_gets_a_fixed_batch(lstm_keras, tmp_path):
 def test_rnn_savedmodel_with_a_dynamic_batch_says_what_to_do(lstm_keras, tmp_path):
     from tfmodelkit.convert.savedmodel_to_tflite import TensorListError
 
-    assert keras_to_savedmodel(lstm_keras, tmp_path / "sm", quiet=True).ok
+    assert keras_to_savedmodel(lstm_keras, tmp_path / "sm").ok
     with pytest.raises(TensorListError, match="fixed batch size.*--batch-size.*--select-tf-ops"):
-        savedmodel_to_tflite(tmp_path / "sm", tmp_path / "m.tflite", quiet=True)
+        savedmodel_to_tflite(tmp_path / "sm", tmp_path / "m.tflite")
     assert not (tmp_path / "m.tflite").exists()
     # an explicit batch size is kept as given
-    report = convert(lstm_keras, tmp_path / "b3.tflite", batch_size=3, quiet=True)
+    report = convert(lstm_keras, tmp_path / "b3.tflite", batch_size=3)
     assert report.ok and report.details["savedmodel"]["batch_size"] == 3
     assert not any("fixed batch size" in w for w in report.warnings)
     with pytest.raises(UserError, match="--batch-size applies to Keras sources"):
-        convert(tmp_path / "sm", tmp_path / "x.tflite", batch_size=1, quiet=True)
+        convert(tmp_path / "sm", tmp_path / "x.tflite", batch_size=1)
 
 
 def test_rnn_model_declaring_its_batch_keeps_it(corpus, tmp_path):
@@ -280,7 +280,7 @@ def test_rnn_model_declaring_its_batch_keeps_it(corpus, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     dst = tmp_path / "m.tflite"
-    report = convert(corpus / "keras_h5/dl4j_oracle/simple_lstm_tf_keras_2_model.h5", dst, quiet=True)
+    report = convert(corpus / "keras_h5/dl4j_oracle/simple_lstm_tf_keras_2_model.h5", dst)
     assert report.ok and all(v["ok"] for v in report.verification)
     (inp,) = Interpreter(model_path=str(dst)).get_input_details()
     assert list(inp["shape"]) == [25, 1, 1]
@@ -303,6 +303,6 @@ def test_custom_recurrent_layer_gets_a_fixed_batch_on_the_second_attempt(tmp_pat
     model = keras.Sequential([keras.Input((3, 2)), Recurrent(name="rec")])
     src = tmp_path / "rec.keras"
     model.save(src)
-    report = convert(src, tmp_path / "m.tflite", custom_objects={"Recurrent": Recurrent}, quiet=True)
+    report = convert(src, tmp_path / "m.tflite", custom_objects={"Recurrent": Recurrent})
     assert report.ok and report.details["savedmodel"]["batch_size"] == 1
     assert "fixed batch size" in report.warnings[0]

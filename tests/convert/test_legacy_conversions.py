@@ -46,7 +46,7 @@ def test_weights_only_keras1_with_architecture_json(corpus, tmp_path):
 
     report = keras_to_savedmodel(
         ORACLE / "simple_lstm_tf_keras_1_weights.h5", tmp_path / "sm",
-        architecture=str(ORACLE / "simple_lstm_tf_keras_1_config.json"), quiet=True,
+        architecture=str(ORACLE / "simple_lstm_tf_keras_1_config.json"),
     )  # fmt: skip
     assert report.ok and report.loader == "keras1-upgrade"
 
@@ -57,8 +57,8 @@ def test_lambda_file_is_refused_safely(corpus, tmp_path):
 
     src = CORPUS / "keras_h5/dl4j/examples_lambda_sequential_lambda.h5"
     with pytest.raises(UserError, match="Python code"):
-        keras_to_savedmodel(src, tmp_path / "a", quiet=True)
+        keras_to_savedmodel(src, tmp_path / "a")
     # Its bytecode is Python 2 marshal data: even --unsafe cannot run it, and says so.
     with pytest.raises(UnsupportedError, match="Python 2"):
-        keras_to_savedmodel(src, tmp_path / "b", unsafe=True, quiet=True)
+        keras_to_savedmodel(src, tmp_path / "b", unsafe=True)
     assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ def test_tf1_graph_model_converts_and_verifies(rel, corpus, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     dst = tmp_path / "m.tflite"
-    report = savedmodel_to_tflite(corpus / rel, dst, quiet=True)
+    report = savedmodel_to_tflite(corpus / rel, dst)
     assert report.ok and [v["ok"] for v in report.verification] == [True]
     assert report.details["converter_path"].startswith("TF1 converter")
     assert not report.warnings
@@ -36,31 +36,31 @@ def test_tf1_graph_model_other_signature(corpus, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     dst = tmp_path / "m.tflite"
-    assert savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", dst, signature="regress_x2_to_y3", quiet=True).ok
+    assert savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", dst, signature="regress_x2_to_y3").ok
     runner = Interpreter(model_path=str(dst)).get_signature_runner("regress_x2_to_y3")
     x = np.array([[1.0], [3.0]], np.float32)
     np.testing.assert_allclose(runner(inputs=x)["outputs"], x / 2 + 3)
 
 
 def test_tf1_graph_model_int8(corpus, tmp_path):
-    report = savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "q.tflite", quantize="int8", quiet=True)
+    report = savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "q.tflite", quantize="int8")
     assert report.ok and report.verification[0]["ok"]
 
 
 def test_tf1_graph_model_with_several_signatures_asks_for_one(corpus, tmp_path):
     with pytest.raises(UserError, match="one signature at a time"):
-        savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "m.tflite", all_signatures=True, quiet=True)
+        savedmodel_to_tflite(corpus / "savedmodel/tf_half_plus_two", tmp_path / "m.tflite", all_signatures=True)
     assert not (tmp_path / "m.tflite").exists()
 
 
 def test_model_needing_an_op_this_tensorflow_lacks(corpus, tmp_path):
     with pytest.raises(UnsupportedError, match="TRTEngineOp"):
-        savedmodel_to_tflite(corpus / "savedmodel/tf_tftrt_2.0_saved_model", tmp_path / "m.tflite", quiet=True)
+        savedmodel_to_tflite(corpus / "savedmodel/tf_tftrt_2.0_saved_model", tmp_path / "m.tflite")
 
 
 def test_model_with_an_uninitialized_variable(corpus, tmp_path):
     with pytest.raises(UserError, match="no value for sub_module/uninitialized_variable"):
-        savedmodel_to_tflite(corpus / "savedmodel/tf_c_UninitializedVariable", tmp_path / "m.tflite", quiet=True)
+        savedmodel_to_tflite(corpus / "savedmodel/tf_c_UninitializedVariable", tmp_path / "m.tflite")
 
 
 def test_unsupported_ops_are_read_only_from_that_error():

@@ -14,7 +14,7 @@ from tests.conftest import FIXTURES
 pytest.importorskip("tensorflow")
 
 from tfmodelkit.errors import UserError  # noqa: E402
-from tfmodelkit.verify.gate import parse_ranges, parse_shapes, parse_tolerances, verify_models  # noqa: E402
+from tfmodelkit.verify.gate import parse_ranges, parse_shapes, parse_tolerances, save_run, verify_models  # noqa: E402
 
 KERAS = FIXTURES / "keras_zip/functional_multi_io.keras"
 
@@ -77,7 +77,8 @@ def test_perturbed_weight_fails_and_names_the_output(perturbed):
 
 def test_golden_mode_and_replay(converted, tmp_path):
     x, y = tmp_path / "x.npz", tmp_path / "y.npz"
-    first = verify_models(KERAS, converted / "sm", seed=7, save_inputs=str(x), save_outputs=str(y))
+    first = verify_models(KERAS, converted / "sm", seed=7)
+    save_run(first, inputs=str(x), outputs=str(y))
     assert first.ok and x.exists() and y.exists()
     golden = verify_models(converted / "float.tflite", y, inputs=str(x), atol=1e-4)
     assert golden.ok

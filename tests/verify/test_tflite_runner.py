@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import FIXTURES, ROOT
 from tfmodelkit.errors import NotFoundError, UserError
-from tfmodelkit.verify import QuantParams, TFLiteRunner, compare, runner_for, verify
+from tfmodelkit.verify import QuantParams, TFLiteRunner, compare, compare_runners, runner_for
 
 from ._data import entries, index, model_path, recorded
 
@@ -123,18 +123,18 @@ def test_model_without_signatures_runs_subgraph_0(tmp_path):
     again = runner.run(by_tensor)
     np.testing.assert_array_equal(again["StatefulPartitionedCall_1:0"], expected["probs"])
     # Signature runner vs the same graph without signatures: inputs and outputs by position.
-    report = verify(TFLiteRunner(TFLITE / "two_io_float32.tflite"), runner, batch=3)
+    report = compare_runners(TFLiteRunner(TFLITE / "two_io_float32.tflite"), runner, batch=3)
     assert report.ok and report.matched_by == "position"
     assert report.context["inputs_matched_by"] == "position"
 
 
 def test_verify_int8_against_float16_needs_quantized_tolerance():
     ref, cand = TFLITE / "mlp_float16.tflite", TFLITE / "mlp_int8.tflite"
-    strict = verify(ref, cand)
+    strict = compare_runners(ref, cand)
     assert not strict.ok
     assert any("quantized_steps" in n for n in strict.notes)
     assert any("dequantized from int8" in n for n in strict.notes)
-    loose = verify(ref, cand, quantized_steps=4)
+    loose = compare_runners(ref, cand, quantized_steps=4)
     (o,) = loose.outputs
     assert loose.ok and o.atol == pytest.approx(4 * 0.006041289772838354)
     assert loose.context["candidate"]["dequantized_outputs"]["output_0"]["dtype"] == "int8"

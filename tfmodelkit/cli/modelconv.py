@@ -132,10 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_json(path: str, value: Any) -> None:
+    from tfmodelkit.util import jsonable
+
+    text = json.dumps(jsonable(value), indent=2) + "\n"
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
 def _verify(args: argparse.Namespace) -> int:
-    from tfmodelkit.convert.base import jsonable
-    from tfmodelkit.verify.gate import parse_ranges, parse_shapes, parse_tolerances, verify_models
-    from tfmodelkit.verify.report import format_report
+    from tfmodelkit.verify.gate import parse_ranges, parse_shapes, parse_tolerances, save_run, verify_models
+    from tfmodelkit.verify.report import format_report, verdict_line
 
     atol, per_atol = parse_tolerances(args.atol, "--atol")
     rtol, per_rtol = parse_tolerances(args.rtol, "--rtol")
@@ -143,21 +154,16 @@ def _verify(args: argparse.Namespace) -> int:
         args.a, args.b, signature=args.signature, signature_b=args.signature_b, tags=args.tag_set,
         inputs=args.inputs, seed=args.seed, batch=args.batch, shapes=parse_shapes(args.shape),
         ranges=parse_ranges(args.input_range), atol=atol, rtol=rtol, per_output_atol=per_atol,
-        per_output_rtol=per_rtol, unsafe=args.unsafe, save_inputs=args.save_inputs, save_outputs=args.save_outputs,
+        per_output_rtol=per_rtol, unsafe=args.unsafe,
         checkpoint={
             "model": args.model, "architecture": args.architecture, "root_key": args.root_key,
             "input_specs": tuple(args.input_spec), "allow_partial": args.allow_partial,
             "custom_objects": args.custom_objects,
         },
     )  # fmt: skip
+    save_run(report, inputs=args.save_inputs, outputs=args.save_outputs)
     if args.report:
-        text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w") as f:
-                f.write(text)
-
-        atomic_write(args.report, write)
+        _write_json(args.report, report.as_dict())
     if args.html:
         from tfmodelkit.verify.html import write_html
 
@@ -165,13 +171,8 @@ def _verify(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_report(report))
         print()
-    failed = [o.name for o in report.outputs if not o.ok] + list(report.missing)
-    if report.ok:
-        print(f"PASS: {len(report.outputs)} output(s) of {args.b} match {args.a}")
-        return 0
-    what = f"outputs {', '.join(failed)} differ" if failed else "the signatures do not match"
-    print(f"FAIL: {what}")
-    return 1
+    print(verdict_line(report))
+    return 0 if report.ok else 1
 
 
 def _verify_options(args: argparse.Namespace) -> Any:
@@ -182,8 +183,15 @@ def _verify_options(args: argparse.Namespace) -> Any:
     )
 
 
+def _say(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
 def _common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"verify": _verify_options(args), "overwrite": args.overwrite, "keep_failed": args.keep_failed, "quiet": args.quiet}
+    return {
+        "verify": _verify_options(args), "overwrite": args.overwrite, "keep_failed": args.keep_failed,
+        "progress": None if args.quiet else _say,
+    }  # fmt: skip
 
 
 def _tflite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,21 +218,13 @@ def _ckpt_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _convert(args: argparse.Namespace) -> Any:
-    from tfmodelkit.errors import UserError
-
     if args.command in ("h5-to-savedmodel", "keras-to-savedmodel"):
         from tfmodelkit.convert.keras_to_savedmodel import keras_to_savedmodel
-        from tfmodelkit.formats import detect
 
-        want = "keras_h5" if args.command == "h5-to-savedmodel" else "keras_zip"
-        fmt = detect(args.src)
-        if fmt != want:
-            other = "keras-to-savedmodel" if fmt == "keras_zip" else "h5-to-savedmodel"
-            hint = f"; use `modelconv {other}`" if fmt in ("keras_h5", "keras_zip") else ""
-            raise UserError(f"{args.src}: a {fmt} file, not what {args.command} converts{hint}")
         return keras_to_savedmodel(
             args.src, args.dst, architecture=getattr(args, "architecture", None), unsafe=args.unsafe,
-            custom_objects=args.custom_objects, batch_size=args.batch_size, **_common_kwargs(args),
+            custom_objects=args.custom_objects, batch_size=args.batch_size,
+            source_format="keras_h5" if args.command == "h5-to-savedmodel" else "keras_zip", **_common_kwargs(args),
         )  # fmt: skip
     if args.command == "ckpt-to-savedmodel":
         from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
@@ -246,17 +246,11 @@ def _convert(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tfmodelkit.convert.base import jsonable, summary_line
+    from tfmodelkit.convert.base import summary_line
 
     report = _convert(args)
     if args.report:
-        text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w") as f:
-                f.write(text)
-
-        atomic_write(args.report, write)
+        _write_json(args.report, report.as_dict())
     print(summary_line(report))
     if not report.ok:
         where = "kept at the destination (--keep-failed)" if report.kept_failed else "nothing was written to the destination"

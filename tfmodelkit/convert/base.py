@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..verify.tolerances import route_tolerances
 
 PARTIAL_MARK = ".tfmodelkit-partial-"
 OLD_MARK = ".tfmodelkit-old-"
-
-#: Default tolerances per route kind (abs, rel). Float32 routes must match to 1e-5; quantized
-#: ones cannot, so their defaults are looser (int8 uses output quantization steps instead).
-TOLERANCES = {
-    "float32": (1e-5, 1e-5),
-    "float16": (1e-2, 1e-2),
-    "dynamic": (2e-2, 2e-2),
-}
-#: int8 outputs: default atol = this many output quantization steps.
-INT8_STEPS = 4.0
-
 
 @dataclass
 class VerifyOptions:
@@ -64,17 +53,32 @@ class ConversionReport:
         return asdict(self)
 
 
-class Progress:
-    """Stage lines on stderr (``modelconv: [stage] ...``) and per-stage timings."""
+#: Receives each progress line of a conversion (stage lines, warnings, verification reports).
+ProgressSink = Callable[[str], None]
 
-    def __init__(self, report: ConversionReport, quiet: bool = False, prog: str = "modelconv") -> None:
+
+class Progress:
+    """Stage lines and per-stage timings of one conversion.
+
+    The library prints nothing: lines go to ``sink`` (the command passes one that writes to
+    stderr unless ``-q``); with no sink they are dropped."""
+
+    def __init__(self, report: ConversionReport, sink: ProgressSink | None = None) -> None:
         self.report = report
-        self.quiet = quiet
-        self.prog = prog
+        self.sink = sink
+
+    @property
+    def quiet(self) -> bool:
+        return self.sink is None
 
     def say(self, text: str) -> None:
-        if not self.quiet:
-            print(f"{self.prog}: {text}", file=sys.stderr, flush=True)
+        if self.sink is not None:
+            self.sink(text)
+
+    def warn(self, text: str) -> None:
+        """A warning: kept in the report and said."""
+        self.report.warnings.append(text)
+        self.say(f"warning: {text}")
 
     @contextmanager
     def stage(self, name: str, text: str) -> Iterator[None]:
@@ -172,11 +176,6 @@ def staged_output(destination: str | os.PathLike[str], overwrite: bool = False) 
             _remove(stage.path)
 
 
-def tolerances(kind: str, options: VerifyOptions) -> tuple[float, float]:
-    atol, rtol = TOLERANCES.get(kind, TOLERANCES["float32"])
-    return (options.atol if options.atol is not None else atol, options.rtol if options.rtol is not None else rtol)
-
-
 def run_verification(
     reference: Any,
     candidate: Any,
@@ -186,13 +185,12 @@ def run_verification(
     label: str,
 ) -> Any:
     """Verify ``candidate`` against ``reference`` and record the figures in the report."""
-    from ..verify import format_report, load_inputs, verify
+    from ..verify import compare_runners, format_report, load_inputs
 
-    atol, rtol = tolerances(kind, options)
+    atol, rtol, steps = route_tolerances(kind, options.atol, options.rtol)
     feed = load_inputs(options.inputs, reference.inputs) if options.inputs else None
-    steps = INT8_STEPS if kind == "int8" and options.atol is None else None
     with progress.stage("verify", f"{label}: running both on the same inputs"):
-        result = verify(
+        result = compare_runners(
             reference, candidate, feed=feed, seed=options.seed, batch=options.batch,
             atol=atol, rtol=rtol, quantized_steps=steps,
         )  # fmt: skip
@@ -201,7 +199,7 @@ def run_verification(
     entry["inputs_file"] = options.inputs
     progress.report.verification.append(entry)
     if not progress.quiet:
-        print(format_report(result, histograms=not result.ok), file=sys.stderr, flush=True)
+        progress.say(format_report(result, histograms=not result.ok))
     return result
 
 
@@ -214,15 +212,3 @@ def summary_line(report: ConversionReport) -> str:
         labels = "; ".join(str(v.get("label", "?")) for v in report.verification)
         verdict = f"FAILED verification: {'; '.join(failed)}" if failed else f"verified: {labels}"
     return f"{report.source} -> {report.destination} ({' -> '.join(report.route)}; {verdict}; {total:.1f} s)"
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

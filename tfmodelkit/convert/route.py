@@ -7,40 +7,50 @@ temporary one; every step verifies itself, and the report carries every step's f
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import TFModelKitError, UnsupportedError, UserError
-from ..formats import detect
-from .base import ConversionReport
+from ..formats import detect, read
+from ..options import checked_options, given, keyword_names
+from .base import ConversionReport, ProgressSink, VerifyOptions
 from .savedmodel_to_tflite import TensorListError
-
-SAVEDMODEL_OPTIONS = {"architecture", "unsafe", "custom_objects", "batch_size"}
-CKPT_OPTIONS = {"model", "architecture", "root_key", "input_specs", "allow_partial", "unsafe", "custom_objects"}
-TFLITE_OPTIONS = {"signature", "all_signatures", "quantize", "calibration_data", "select_tf_ops", "tags", "unsafe"}
-COMMON = {"verify", "overwrite", "keep_failed", "quiet"}
 
 
 def destination_format(dst: str | os.PathLike[str]) -> str:
     return "tflite" if str(dst).lower().endswith(".tflite") else "savedmodel"
 
 
-def _pick(options: dict[str, Any], names: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k in names | COMMON and v is not None}
+def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``step`` (a conversion function) takes."""
+    names = keyword_names(step)
+    return {k: v for k, v in options.items() if k in names}
+
+
+def _refuse_unused(src: str, route: str, options: dict[str, Any], steps: list[Any]) -> None:
+    """Options the caller set that no step of the route uses: refused, never dropped."""
+    defaults = {k: p.default for k, p in inspect.signature(convert).parameters.items()}
+    used = set().union(*(keyword_names(step) for step in steps))
+    unused = sorted(k for k, v in given(options, defaults).items() if k not in used)
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise UserError(f"{src}: {flags} do{'es' if len(unused) == 1 else ''} not apply to a {route} conversion")
 
 
 def _to_savedmodel(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
     if fmt in ("keras_h5", "keras_zip"):
         from .keras_to_savedmodel import keras_to_savedmodel
 
-        return keras_to_savedmodel(src, dst, **_pick(options, SAVEDMODEL_OPTIONS))
+        return keras_to_savedmodel(src, dst, **_step_options(keras_to_savedmodel, options))
     if fmt == "checkpoint":
         from .ckpt_to_savedmodel import ckpt_to_savedmodel
 
-        return ckpt_to_savedmodel(src, dst, **_pick(options, CKPT_OPTIONS))
+        return ckpt_to_savedmodel(src, dst, **_step_options(ckpt_to_savedmodel, options))
     raise UnsupportedError(f"{src}: no route from a {fmt} to a SavedModel")
 
 
@@ -59,7 +69,7 @@ def _through_savedmodel(
             return first, first
         try:
             second = savedmodel_to_tflite(
-                temporary, dst, **_pick({**options, "signature": "serving_default"}, TFLITE_OPTIONS),
+                temporary, dst, **_step_options(savedmodel_to_tflite, {**options, "signature": "serving_default"}),
                 source_label=f"{src} (as a SavedModel)",
             )
         except TFModelKitError as e:
@@ -72,28 +82,62 @@ def _through_savedmodel(
 
 
 def _has_rnn_layers(src: str) -> bool:
-    import tfmodelkit
-
-    from ..inspect.lint import RNN_LAYERS
+    from ..lint import RNN_LAYERS
 
     try:
-        return any(layer.class_name in RNN_LAYERS for layer in tfmodelkit.read(src).layers)
+        return any(layer.class_name in RNN_LAYERS for layer in read(src).layers)
     except TFModelKitError:
         return False  # the conversion itself will say what is wrong
 
 
-def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> ConversionReport:
-    """Convert ``src`` to ``dst``, choosing the route; options are those of the single steps."""
+@checked_options
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    architecture: str | None = None,
+    batch_size: int | None = None,
+    custom_objects: str | dict[str, Any] | None = None,
+    model: str | None = None,
+    root_key: str | None = None,
+    input_specs: Sequence[str] = (),
+    allow_partial: bool = False,
+    signature: str | None = None,
+    all_signatures: bool = False,
+    quantize: str = "none",
+    calibration_data: str | None = None,
+    select_tf_ops: bool = False,
+    tags: str | None = None,
+    unsafe: bool = False,
+    verify: VerifyOptions | None = None,
+    overwrite: bool = False,
+    keep_failed: bool = False,
+    progress: ProgressSink | None = None,
+) -> ConversionReport:
+    """Convert ``src`` to ``dst``, choosing the route from the source's format and the destination
+    (a ``.tflite`` file, else a SavedModel folder); every step verifies itself.
+
+    The options are those of the steps (:func:`keras_to_savedmodel`, :func:`ckpt_to_savedmodel`,
+    :func:`savedmodel_to_tflite`); one that no step of the route uses is refused.
+    """
+    options = {k: v for k, v in locals().items() if k not in ("src", "dst")}
     src, dst = str(src), str(dst)
     fmt = detect(src)
     target = destination_format(dst)
     if fmt == "tflite":
         raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
-    if options.get("batch_size") is not None and fmt not in ("keras_h5", "keras_zip"):
+    if batch_size is not None and fmt not in ("keras_h5", "keras_zip"):
         raise UserError(
             f"{src}: --batch-size applies to Keras sources"
             + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" else "")
         )
+    from .ckpt_to_savedmodel import ckpt_to_savedmodel
+    from .keras_to_savedmodel import keras_to_savedmodel
+    from .savedmodel_to_tflite import savedmodel_to_tflite
+
+    first_step = {"checkpoint": ckpt_to_savedmodel, "savedmodel": None}.get(fmt, keras_to_savedmodel)
+    steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
+    _refuse_unused(src, f"{fmt} -> {target}", options, steps)
     if target == "savedmodel":
         if fmt == "savedmodel":
             raise UnsupportedError(
@@ -103,20 +147,20 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], **options:
     from .savedmodel_to_tflite import savedmodel_to_tflite
 
     if fmt == "savedmodel":
-        return savedmodel_to_tflite(src, dst, **_pick(options, TFLITE_OPTIONS))
+        return savedmodel_to_tflite(src, dst, **_step_options(savedmodel_to_tflite, options))
     # RNN layers: TFLite builtins need a fixed batch, which the Keras model can be traced with.
     # Known recurrent layers get it at once; anything else that turns out to need it (a custom
     # recurrent layer) gets it on a second attempt, after the converter says so.
     fixed = (
         fmt in ("keras_h5", "keras_zip")
-        and options.get("batch_size") is None
-        and not options.get("select_tf_ops")
+        and batch_size is None
+        and not select_tf_ops
         and _has_rnn_layers(src)
     )
     try:
         first, second = _through_savedmodel(src, fmt, dst, {**options, "batch_size": 1} if fixed else options)
     except TensorListError:
-        if fmt not in ("keras_h5", "keras_zip") or options.get("batch_size") is not None or fixed:
+        if fmt not in ("keras_h5", "keras_zip") or batch_size is not None or fixed:
             raise
         fixed = True
         first, second = _through_savedmodel(src, fmt, dst, {**options, "batch_size": 1})

@@ -12,9 +12,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnsupportedError, UserError
+from ..errors import TFModelKitError, UnsupportedError, UserError
+from ..formats import read
 from ..formats import savedmodel as savedmodel_format
-from .base import ConversionReport, Progress, VerifyOptions, run_verification, staged_output
+from ..lint import require_safe
+from ..loaders.savedmodel import load_savedmodel, savedmodel_load_error
+from ..loaders.tf import import_tensorflow, quiet_fds
+from ..options import checked_options
+from ..verify import SavedModelRunner, TFLiteRunner, generate_inputs, load_inputs
+from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
@@ -26,9 +32,7 @@ CALIBRATION_BATCHES = 16
 
 
 def _signature_keys(src: Path, signature: str | None, all_signatures: bool) -> list[str]:
-    import tfmodelkit
-
-    desc = tfmodelkit.read(src, format="savedmodel")
+    desc = read(src, format="savedmodel")
     keys = [s.key for s in desc.visible_signatures() if "serve" in s.tags]
     if not keys:
         raise UserError(f"{src}: no serving signature to convert (signatures: none with tag 'serve')")
@@ -42,8 +46,6 @@ def _signature_keys(src: Path, signature: str | None, all_signatures: bool) -> l
 
 def _calibration(src: Path, key: str, data: str | None, seed: int, progress: Progress) -> Any:
     """A representative dataset generator for int8 calibration."""
-    from ..verify import SavedModelRunner, generate_inputs, load_inputs
-
     runner = SavedModelRunner(src, signature=key, safe_mode=False)  # the caller checked safety
     if data:
         arrays = load_inputs(data, runner.inputs)
@@ -59,8 +61,7 @@ def _calibration(src: Path, key: str, data: str | None, seed: int, progress: Pro
         "int8 calibration on generated inputs (uniform in [-1, 1)): the quantization ranges may not "
         "fit real data; pass --calibration-data data.npz with representative inputs"
     )
-    progress.report.warnings.append(message)
-    progress.say(f"warning: {message}")
+    progress.warn(message)
 
     def generated() -> Any:
         for i in range(CALIBRATION_BATCHES):
@@ -76,12 +77,10 @@ def _keeps_variables(flatbuffer: bytes) -> bool:
     """Whether a converted model still reads resource variables (they were not frozen)."""
     import tempfile
 
-    import tfmodelkit
-
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(flatbuffer)
         f.flush()
-        ops = tfmodelkit.read(f.name, format="tflite").ops
+        ops = read(f.name, format="tflite").ops
     return "VAR_HANDLE" in ops or "READ_VARIABLE" in ops
 
 
@@ -101,8 +100,6 @@ def _v1_convert(tf: Any, original: Any, src: Path, key: str, tags: set[str] | No
     settings of ``original``: the model is loaded in a session (its assets and init ops run as
     TF Serving would run them) and frozen there. The TF2 converter cannot lift such a model's
     reference variables, and TF1's ``from_saved_model`` refuses any model with assets."""
-    from ..verify.runners import quiet_fds
-
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, sorted(tags or {"serve"}), str(src))
@@ -171,6 +168,7 @@ def _failed_ops(message: str) -> list[str]:
     return sorted(set(_UNSUPPORTED_OP.findall(message)))
 
 
+@checked_options
 def savedmodel_to_tflite(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -181,171 +179,175 @@ def savedmodel_to_tflite(
     calibration_data: str | None = None,
     select_tf_ops: bool = False,
     tags: str | None = None,
+    unsafe: bool = False,
     verify: VerifyOptions | None = None,
     overwrite: bool = False,
     keep_failed: bool = False,
-    quiet: bool = False,
-    reference: Any = None,
-    unsafe: bool = False,
+    progress: ProgressSink | None = None,
     source_label: str | None = None,
 ) -> ConversionReport:
     """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
 
-    ``reference`` (a runner) replaces the SavedModel as the verification reference, e.g. the
-    Keras model when a ``.h5`` is converted through a temporary SavedModel. A model with
-    safety errors (ops reaching files, network or Python) is refused unless ``unsafe``.
-    ``source_label`` names the source in reports when ``src`` is a temporary folder.
+    A model with safety errors (ops reaching files, network or Python) is refused unless
+    ``unsafe``. ``source_label`` names the source in reports when ``src`` is a temporary folder.
     """
-    from ..verify.runners import (
-        SavedModelRunner,
-        TFLiteRunner,
-        import_tensorflow,
-        quiet_fds,
-        savedmodel_load_error,
-    )
-
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
     if calibration_data and quantize != "int8":
         raise UserError("--calibration-data is only used with --quantize int8")
     src_path = savedmodel_format.resolve(src).folder
     if not unsafe:  # conversion loads the model and verification runs it
-        from ..inspect.lint import require_safe
-
         require_safe(src_path, format="savedmodel")
     options = verify or VerifyOptions()
     report = ConversionReport(str(src), "savedmodel", str(dst), ["savedmodel", "tflite"])
-    progress = Progress(report, quiet)
+    steps = Progress(report, progress)
     keys = _signature_keys(src_path, signature, all_signatures)
     report.details.update(signatures=keys, quantize=quantize, select_tf_ops=select_tf_ops)
+    tag_set = {t.strip() for t in tags.split(",")} if tags else None
     with staged_output(dst, overwrite) as stage:
-        with progress.stage("load", "importing TensorFlow's converter"):
+        with steps.stage("load", "importing TensorFlow's converter"):
             tf = import_tensorflow("converting to TFLite")
-        with progress.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
-            tag_set = {t.strip() for t in tags.split(",")} if tags else None
-            try:
-                with quiet_fds(replay=False):
-                    converter = tf.lite.TFLiteConverter.from_saved_model(
-                        str(src_path), signature_keys=keys, tags=tag_set
-                    )
-            except Exception as e:  # from_saved_model loads the model with tf.saved_model.load
-                raise savedmodel_load_error(src_path, e) from None
-            ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if quantize in ("dynamic", "float16", "int8"):
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if quantize == "float16":
-                converter.target_spec.supported_types = [tf.float16]
+        with steps.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
+            converter = _converter(tf, src_path, keys, tag_set, quantize, select_tf_ops)
             if quantize == "int8":
-                converter.representative_dataset = _calibration(
-                    src_path, keys[0], calibration_data, options.seed, progress
-                )
-                ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-            if select_tf_ops:
-                ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-                # RNN loops with a dynamic batch then stay TensorList ops run by Flex, as the
-                # converter itself suggests, instead of failing to lower.
-                converter._experimental_lower_tensor_list_ops = False  # noqa: SLF001
-            converter.target_spec.supported_ops = ops
-            try:
-                unfrozen: bool | None
-                try:
-                    with quiet_fds(replay=False):
-                        flatbuffer = converter.convert()
-                    unfrozen = _keeps_variables(flatbuffer)
-                except Exception as e:
-                    if "lift variables" in str(e):
-                        unfrozen = None  # reference variables of a TF1 graph: see below
-                    elif "READ_VARIABLE" in str(e) or "read_variable" in str(e):
-                        unfrozen = True
-                    else:
-                        raise
-                if unfrozen is None:
-                    # TF1 graph models (TF Serving exports of the TF 1.x era) hold reference
-                    # variables (VariableV2 with Assign users); the TF2 converter cannot lift
-                    # them ("Failed to prepare to lift variables"), even from the signatures
-                    # tf.saved_model.load makes. TF1's converter freezes them in a session; it
-                    # writes one signature's subgraph and no SignatureDef.
-                    if len(keys) > 1:
-                        raise UserError(
-                            f"{src}: a TF1 graph model converts one signature at a time; "
-                            f"choose one of {', '.join(keys)} with --signature"
-                        )
-                    flatbuffer = _v1_convert(tf, converter, src_path, keys[0], tag_set)
-                    report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
-                    unfrozen = False
-                if unfrozen:
-                    # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
-                    # written by tf.saved_model.save around a Keras model (Keras's own
-                    # model.export is fine): the flatbuffer keeps VAR_HANDLE/READ_VARIABLE ops that
-                    # read uninitialized memory, and int8 calibration fails in READ_VARIABLE.
-                    # Converting the loaded signatures as concrete functions freezes them.
-                    loaded = tf.saved_model.load(str(src_path), tags=list(tag_set) if tag_set else None)
-                    converter = _concrete_converter(tf, converter, loaded, keys)
-                    report.details["converter_path"] = "concrete functions (variables frozen)"
-                    with quiet_fds(replay=False):
-                        flatbuffer = converter.convert()
-            except Exception as e:
-                text = str(e)
-                if "Lowering tensor list ops is failed" in text:
-                    # Keras RNN layers (LSTM, GRU, SimpleRNN, Bidirectional) traced with a
-                    # dynamic batch keep a TensorListReserve whose element shape is unknown.
-                    raise TensorListError(
-                        f"{src}: its RNN layers (TensorList ops) become TFLite builtins only with a fixed "
-                        "batch size: convert from the Keras file (`modelconv convert model.h5 out.tflite` "
-                        "fixes it at 1, or --batch-size N), or keep a dynamic batch with --select-tf-ops (Flex)"
-                    ) from None
-                failed = _failed_ops(text)
-                if failed and not select_tf_ops:
-                    raise UserError(
-                        f"{src}: ops not supported by TFLite builtins: {', '.join(failed)}; retry with "
-                        "--select-tf-ops (needs the Flex delegate at run time) or change the model"
-                    ) from None
-                first = next((ln for ln in text.splitlines() if "error" in ln.lower()), text.splitlines()[0] if text else "")
-                raise UserError(f"{src}: the TFLite converter failed: {first.strip()[:300]}") from None
+                converter.representative_dataset = _calibration(src_path, keys[0], calibration_data, options.seed, steps)
+            flatbuffer = _convert(tf, converter, src, src_path, keys, tag_set, select_tf_ops, report)
             stage.path.write_bytes(flatbuffer)
-        import tfmodelkit
-
-        converted = tfmodelkit.read(stage.path, format="tflite")
-        flex = list(converted.metadata.get("flex_ops", []))
-        report.details.update(
-            bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
-            custom_ops=list(converted.metadata.get("custom_ops", [])),
-        )  # fmt: skip
-        # Only TF1's converter writes none, when its tensors could not be named (_with_signature).
-        signatureless = converted.metadata.get("signature_source") != "signature_defs"
-        if signatureless:
-            names = ", ".join(t.name for t in converted.signatures[0].inputs) if converted.signatures else "?"
-            report.warnings.append(
-                f"the .tflite has no SignatureDef (TF1's converter, used for a graph model with reference "
-                f"variables, writes none, and the signature's tensors could not be found by name to add one): "
-                f"runtimes address its tensors by name or position (inputs: {names})"
-            )
-        if flex:
-            report.warnings.append(
-                f"the model needs TensorFlow ops through Flex ({', '.join(flex)}): the runtime must link the "
-                "Flex delegate (tensorflow-lite-select-tf-ops on Android, the full TF pip package in Python)"
-            )
-        progress.say(f"[convert] {len(flatbuffer):,} bytes, {sum(converted.ops.values())} ops")
-        if options.enabled:
-            if flex:
-                report.warnings.append("verification skipped: LiteRT cannot run Flex ops without the Flex delegate")
-            else:
-                kind = "float32" if quantize == "none" else quantize
-                for key in keys:
-                    with progress.stage("verify", f"loading {key} in LiteRT"):
-                        ref = reference
-                        if ref is None:  # safety was checked at the start (or --unsafe)
-                            ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
-                            if source_label:
-                                ref.shown = source_label
-                        cand = TFLiteRunner(stage.path, signature=None if signatureless else key)
-                        cand.shown = str(stage.destination)
-                    label = f"{'source' if reference is not None else 'SavedModel'} vs TFLite [{key}]"
-                    result = run_verification(ref, cand, options, kind, progress, label)
-                    report.ok = report.ok and result.ok
+        signatureless, flex = _describe_result(stage.path, flatbuffer, report, steps)
+        if options.enabled and flex:
+            report.warnings.append("verification skipped: LiteRT cannot run Flex ops without the Flex delegate")
+        elif options.enabled:
+            kind = "float32" if quantize == "none" else quantize
+            for key in keys:
+                with steps.stage("verify", f"loading {key} in LiteRT"):
+                    # Safety was checked at the start (or --unsafe).
+                    ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
+                    if source_label:
+                        ref.shown = source_label
+                    cand = TFLiteRunner(stage.path, signature=None if signatureless else key)
+                    cand.shown = str(stage.destination)
+                result = run_verification(ref, cand, options, kind, steps, f"SavedModel vs TFLite [{key}]")
+                report.ok = report.ok and result.ok
         if report.ok or keep_failed:
             stage.commit()
             report.kept_failed = not report.ok
     return report
+
+
+def _converter(tf: Any, src_path: Path, keys: list[str], tag_set: set[str] | None, quantize: str, select_tf_ops: bool) -> Any:
+    """``TFLiteConverter.from_saved_model`` set up for ``quantize`` (calibration data aside)."""
+    try:
+        with quiet_fds(replay=False):
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(src_path), signature_keys=keys, tags=tag_set)
+    except Exception as e:  # from_saved_model loads the model with tf.saved_model.load
+        raise savedmodel_load_error(src_path, e) from None
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize in ("dynamic", "float16", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        # RNN loops with a dynamic batch then stay TensorList ops run by Flex, as the
+        # converter itself suggests, instead of failing to lower.
+        converter._experimental_lower_tensor_list_ops = False  # noqa: SLF001
+    converter.target_spec.supported_ops = ops
+    return converter
+
+
+def _convert(
+    tf: Any, converter: Any, src: object, src_path: Path, keys: list[str], tag_set: set[str] | None,
+    select_tf_ops: bool, report: ConversionReport,
+) -> bytes:  # fmt: skip
+    """The flatbuffer, by whichever converter path the model needs; converter errors said for the user."""
+    try:
+        unfrozen: bool | None
+        try:
+            with quiet_fds(replay=False):
+                flatbuffer = converter.convert()
+            unfrozen = _keeps_variables(flatbuffer)
+        except Exception as e:
+            if "lift variables" in str(e):
+                unfrozen = None  # reference variables of a TF1 graph: see below
+            elif "READ_VARIABLE" in str(e) or "read_variable" in str(e):
+                unfrozen = True
+            else:
+                raise
+        if unfrozen is None:
+            # TF1 graph models (TF Serving exports of the TF 1.x era) hold reference
+            # variables (VariableV2 with Assign users); the TF2 converter cannot lift
+            # them ("Failed to prepare to lift variables"), even from the signatures
+            # tf.saved_model.load makes. TF1's converter freezes them in a session; it
+            # writes one signature's subgraph and no SignatureDef.
+            if len(keys) > 1:
+                raise UserError(
+                    f"{src}: a TF1 graph model converts one signature at a time; "
+                    f"choose one of {', '.join(keys)} with --signature"
+                )
+            report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
+            return _v1_convert(tf, converter, src_path, keys[0], tag_set)
+        if unfrozen:
+            # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
+            # written by tf.saved_model.save around a Keras model (Keras's own
+            # model.export is fine): the flatbuffer keeps VAR_HANDLE/READ_VARIABLE ops that
+            # read uninitialized memory, and int8 calibration fails in READ_VARIABLE.
+            # Converting the loaded signatures as concrete functions freezes them.
+            loaded = load_savedmodel(src_path, sorted(tag_set) if tag_set else None, "converting to TFLite")
+            converter = _concrete_converter(tf, converter, loaded, keys)
+            report.details["converter_path"] = "concrete functions (variables frozen)"
+            with quiet_fds(replay=False):
+                flatbuffer = converter.convert()
+        return bytes(flatbuffer)
+    except TFModelKitError:
+        raise
+    except Exception as e:
+        raise _converter_error(src, str(e), select_tf_ops) from None
+
+
+def _converter_error(src: object, text: str, select_tf_ops: bool) -> UserError:
+    if "Lowering tensor list ops is failed" in text:
+        # Keras RNN layers (LSTM, GRU, SimpleRNN, Bidirectional) traced with a
+        # dynamic batch keep a TensorListReserve whose element shape is unknown.
+        return TensorListError(
+            f"{src}: its RNN layers (TensorList ops) become TFLite builtins only with a fixed "
+            "batch size: convert from the Keras file (`modelconv convert model.h5 out.tflite` "
+            "fixes it at 1, or --batch-size N), or keep a dynamic batch with --select-tf-ops (Flex)"
+        )
+    failed = _failed_ops(text)
+    if failed and not select_tf_ops:
+        return UserError(
+            f"{src}: ops not supported by TFLite builtins: {', '.join(failed)}; retry with "
+            "--select-tf-ops (needs the Flex delegate at run time) or change the model"
+        )
+    first = next((ln for ln in text.splitlines() if "error" in ln.lower()), text.splitlines()[0] if text else "")
+    return UserError(f"{src}: the TFLite converter failed: {first.strip()[:300]}")
+
+
+def _describe_result(path: Path, flatbuffer: bytes, report: ConversionReport, steps: Progress) -> tuple[bool, list[str]]:
+    """Record the converted model's size and ops; (whether it lacks SignatureDefs, its Flex ops)."""
+    converted = read(path, format="tflite")
+    flex = list(converted.metadata.get("flex_ops", []))
+    report.details.update(
+        bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
+        custom_ops=list(converted.metadata.get("custom_ops", [])),
+    )  # fmt: skip
+    # Only TF1's converter writes none, when its tensors could not be named (_with_signature).
+    signatureless = converted.metadata.get("signature_source") != "signature_defs"
+    if signatureless:
+        names = ", ".join(t.name for t in converted.signatures[0].inputs) if converted.signatures else "?"
+        report.warnings.append(
+            f"the .tflite has no SignatureDef (TF1's converter, used for a graph model with reference "
+            f"variables, writes none, and the signature's tensors could not be found by name to add one): "
+            f"runtimes address its tensors by name or position (inputs: {names})"
+        )
+    if flex:
+        report.warnings.append(
+            f"the model needs TensorFlow ops through Flex ({', '.join(flex)}): the runtime must link the "
+            "Flex delegate (tensorflow-lite-select-tf-ops on Android, the full TF pip package in Python)"
+        )
+    steps.say(f"[convert] {len(flatbuffer):,} bytes, {sum(converted.ops.values())} ops")
+    return signatureless, flex

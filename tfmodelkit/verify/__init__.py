@@ -1,16 +1,20 @@
 """Numerical verification: seeded inputs, one runner per backend, a comparator and its report.
 
-Importing this package never imports TensorFlow; the SavedModel and Keras runners import it
+``tfmodelkit.verify(a, b, **options)`` is ``modelconv verify A B``: the package itself is
+callable. Importing it never imports TensorFlow; the SavedModel and Keras runners import it
 when they are created, the TFLite runner uses LiteRT only::
 
-    from tfmodelkit.verify import verify, format_report
-    report = verify("exported/", "model.tflite", atol=1e-4)
-    print(format_report(report))
+    import tfmodelkit
+    report = tfmodelkit.verify("exported/", "model.tflite", atol=1e-4)
+    print(tfmodelkit.verify.format_report(report))
     report.raise_if_failed()          # CheckFailed (exit code 1) unless every output matched
+
+:func:`compare_runners` is the engine under it, for runners built by hand.
 """
 
 from __future__ import annotations
 
+from ..util import callable_module
 from .compare import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
@@ -21,7 +25,8 @@ from .compare import (
     compare_arrays,
     histogram,
 )
-from .core import InputMatch, match_inputs, quantized_tolerances, verify
+from .core import InputMatch, compare_runners, match_inputs, quantized_tolerances
+from .gate import save_run, verify_models
 from .html import render_html, write_html
 from .inputs import (
     DEFAULT_BATCH,
@@ -33,7 +38,7 @@ from .inputs import (
     resolve_shape,
     save_arrays,
 )
-from .report import format_histogram, format_report
+from .report import format_histogram, format_report, verdict_line
 from .runners import (
     BaseRunner,
     KerasRunner,
@@ -41,9 +46,9 @@ from .runners import (
     Runner,
     SavedModelRunner,
     TFLiteRunner,
-    code_layers,
     runner_for,
 )
+from .tolerances import QUANTIZED_STEPS, ROUTE_TOLERANCES, route_tolerances
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -55,6 +60,8 @@ __all__ = [
     "BaseRunner",
     "ErrorHistogram",
     "InputMatch",
+    "QUANTIZED_STEPS",
+    "ROUTE_TOLERANCES",
     "KerasRunner",
     "OutputComparison",
     "QuantParams",
@@ -62,9 +69,9 @@ __all__ = [
     "SavedModelRunner",
     "TFLiteRunner",
     "VerificationReport",
-    "code_layers",
     "compare",
     "compare_arrays",
+    "compare_runners",
     "format_histogram",
     "format_report",
     "generate_inputs",
@@ -74,8 +81,18 @@ __all__ = [
     "quantized_tolerances",
     "render_html",
     "resolve_shape",
+    "route_tolerances",
     "runner_for",
     "save_arrays",
+    "save_run",
+    "verdict_line",
     "verify",
+    "verify_models",
     "write_html",
 ]
+
+#: ``tfmodelkit.verify.verify(a, b)`` is ``tfmodelkit.verify(a, b)``: paths (or golden ``.npz``) in,
+#: a :class:`VerificationReport` out.
+verify = verify_models
+
+callable_module(__name__, verify_models)

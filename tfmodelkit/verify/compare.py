@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_ATOL = 1e-5
-DEFAULT_RTOL = 1e-5
+from ..util import dtype_family, jsonable
+from .tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
 MATCHED_BY_NAME = "name"
 MATCHED_BY_POSITION = "position"
@@ -126,7 +126,7 @@ class OutputComparison:
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for key in self.__dataclass_fields__:
-            d[key] = _jsonable(getattr(self, key))
+            d[key] = jsonable(getattr(self, key))
         d["shape_match"] = self.shape_match
         d["dtype_match"] = self.dtype_match
         return d
@@ -200,65 +200,17 @@ class VerificationReport:
             "extra": list(self.extra),
             "notes": list(self.notes),
             "outputs": [o.as_dict() for o in self.outputs],
-            "context": _jsonable(self.context),
+            "context": jsonable(self.context),
         }
 
 
 # --------------------------------------------------------------------------------------- helpers
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, ErrorHistogram):
-        return v.as_dict()
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, np.generic):
-        return _jsonable(v.item())
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "backslashreplace")
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, complex):
-        return [_jsonable(v.real), _jsonable(v.imag)]
-    return v
-
-
 def _short(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.9g}"
     return repr(v)
-
-
-def _family(dtype: np.dtype) -> str:
-    """float | complex | int | bool | string | other (ml_dtypes floats count as float)."""
-    if dtype == np.bool_:
-        return "bool"
-    if dtype.kind in "SUO":
-        return "string"
-    if np.issubdtype(dtype, np.complexfloating):
-        return "complex"
-    if np.issubdtype(dtype, np.integer):
-        return "int"
-    if np.issubdtype(dtype, np.floating):
-        return "float"
-    try:  # bfloat16, float8_*: numpy kind 'V', but ml_dtypes knows them as floats
-        import ml_dtypes
-
-        ml_dtypes.finfo(dtype)
-        return "float"
-    except Exception:
-        pass
-    try:
-        import ml_dtypes
-
-        ml_dtypes.iinfo(dtype)
-        return "int"
-    except Exception:
-        return "other"
 
 
 def _dtype_name(dtype: np.dtype) -> str:
@@ -271,7 +223,7 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 def _compatible(a: np.ndarray, b: np.ndarray) -> bool:
     """Same shape and same kind of values (float, int, bool, string...): fit to pair by position."""
-    return a.shape == b.shape and _family(a.dtype) == _family(b.dtype)
+    return a.shape == b.shape and dtype_family(a.dtype) == dtype_family(b.dtype)
 
 
 def _as_bytes(a: np.ndarray) -> np.ndarray:
@@ -282,7 +234,7 @@ def _as_bytes(a: np.ndarray) -> np.ndarray:
 
 
 def _wide(a: np.ndarray) -> np.ndarray:
-    if _family(a.dtype) == "complex":
+    if dtype_family(a.dtype) == "complex":
         return a.astype(np.complex128)
     return a.astype(np.float64)
 
@@ -322,7 +274,7 @@ def _scalar(v: Any) -> Any:
 def _top1(a: np.ndarray, b: np.ndarray) -> float | None:
     if a.ndim != 2 or a.shape != b.shape or a.shape[0] == 0 or a.shape[1] < 2:
         return None
-    if _family(a.dtype) != "float" or _family(b.dtype) != "float":
+    if dtype_family(a.dtype) != "float" or dtype_family(b.dtype) != "float":
         return None
     fa, fb = a.astype(np.float64), b.astype(np.float64)
     return float(np.mean(np.argmax(fa, axis=1) == np.argmax(fb, axis=1)))
@@ -345,7 +297,7 @@ def compare_arrays(
     b = np.asarray(expected)
     a = np.asarray(actual)
     actual_name = name if actual_name is None else actual_name
-    fa, fb = _family(a.dtype), _family(b.dtype)
+    fa, fb = dtype_family(a.dtype), dtype_family(b.dtype)
     base: dict[str, Any] = {
         "name": name,
         "actual_name": actual_name,
@@ -369,57 +321,42 @@ def compare_arrays(
             problem=f"shape {list(a.shape)} differs from the expected {list(b.shape)}",
         )  # fmt: skip
 
-    # Strings: exact, elementwise.
     if fa == "string" or fb == "string":
-        if fa != fb:
-            return OutputComparison(
-                **base, atol=0.0, rtol=0.0, exact=True, ok=False, failing=int(b.size), failing_fraction=1.0,
-                problem=f"cannot compare {base['actual_dtype']} values with expected {base['expected_dtype']}",
-            )  # fmt: skip
-        sa, sb = _as_bytes(a), _as_bytes(b)
-        bad = sa != sb
-        n_bad = int(np.count_nonzero(bad))
-        worst_exact: dict[str, Any] = {}
-        if n_bad:
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            worst_exact = {"worst_index": idx, "worst_expected": sb[idx], "worst_actual": sa[idx]}
-        return OutputComparison(
-            **base, atol=0.0, rtol=0.0, exact=True, ok=n_bad == 0, failing=n_bad,
-            failing_fraction=n_bad / b.size if b.size else 0.0, **worst_exact,
-        )  # fmt: skip
-
+        return _compare_strings(base, a, b, fa, fb)
     if "other" in (fa, fb):
         return OutputComparison(
             **base, atol=atol_v, rtol=rtol_v, exact=False, ok=False, failing=int(b.size), failing_fraction=1.0,
             problem=f"cannot compare dtype {base['actual_dtype']} with {base['expected_dtype']}",
         )  # fmt: skip
-
     if exact is None:
         exact = fa in ("int", "bool") and fb in ("int", "bool") and not tolerances_given
     if exact:
         atol_v = rtol_v = 0.0
+    return _compare_numbers(base, a, b, atol_v, rtol_v, bool(exact), integers=fa == "int" and fb == "int")
 
-    wa, wb = _wide(a), _wide(b)
-    nan_a, nan_b = np.isnan(wa), np.isnan(wb)
-    inf_a, inf_b = np.isinf(wa), np.isinf(wb)
-    finite = ~(nan_a | nan_b | inf_a | inf_b)
-    # Non-finite elements are equal only when both sides hold the same thing at that place.
-    same_nonfinite = (nan_a & nan_b) | (inf_a & inf_b & (wa == wb))
-    bad_nonfinite = ~finite & ~same_nonfinite
 
-    with np.errstate(invalid="ignore", over="ignore"):
-        abs_err = np.where(finite, np.abs(wa - wb), 0.0).astype(np.float64)
-        mag_b = np.abs(wb)
-        need = np.where(finite, abs_err - rtol_v * mag_b, 0.0)
-    if exact and fa == "int" and fb == "int":
-        bad = a != b  # on the integers themselves: float64 cannot hold every int64
-    elif exact:
-        bad = np.where(finite, wa != wb, False) | bad_nonfinite
-    else:
-        bad = (need > atol_v) | bad_nonfinite
+def _compare_strings(base: dict[str, Any], a: np.ndarray, b: np.ndarray, fa: str, fb: str) -> OutputComparison:
+    """Strings compare exactly, element by element."""
+    if fa != fb:
+        return OutputComparison(
+            **base, atol=0.0, rtol=0.0, exact=True, ok=False, failing=int(b.size), failing_fraction=1.0,
+            problem=f"cannot compare {base['actual_dtype']} values with expected {base['expected_dtype']}",
+        )  # fmt: skip
+    sa, sb = _as_bytes(a), _as_bytes(b)
+    bad = sa != sb
     n_bad = int(np.count_nonzero(bad))
-    n_nonfinite_bad = int(np.count_nonzero(bad_nonfinite))
+    worst_exact: dict[str, Any] = {}
+    if n_bad:
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        worst_exact = {"worst_index": idx, "worst_expected": sb[idx], "worst_actual": sa[idx]}
+    return OutputComparison(
+        **base, atol=0.0, rtol=0.0, exact=True, ok=n_bad == 0, failing=n_bad,
+        failing_fraction=n_bad / b.size if b.size else 0.0, **worst_exact,
+    )  # fmt: skip
 
+
+def _error_stats(abs_err: np.ndarray, finite: np.ndarray, mag_b: np.ndarray) -> dict[str, Any]:
+    """Absolute and relative error statistics over the finite elements."""
     errs = abs_err[finite]
     nz = finite & (mag_b > 0)
     rel = abs_err[nz] / mag_b[nz] if np.any(nz) else np.zeros(0)
@@ -434,6 +371,34 @@ def compare_arrays(
             max_rel_error=float(rel.max()), mean_rel_error=float(rel.mean()),
             median_rel_error=float(np.median(rel)), p99_rel_error=_stat(rel, 99),
         )  # fmt: skip
+    return stats
+
+
+def _compare_numbers(
+    base: dict[str, Any], a: np.ndarray, b: np.ndarray, atol_v: float, rtol_v: float, exact: bool, integers: bool
+) -> OutputComparison:
+    """Numbers: within ``atol + rtol * |expected|`` (or equal, when ``exact``); non-finite values
+    match only the same non-finite value at the same place."""
+    wa, wb = _wide(a), _wide(b)
+    nan_a, nan_b = np.isnan(wa), np.isnan(wb)
+    inf_a, inf_b = np.isinf(wa), np.isinf(wb)
+    finite = ~(nan_a | nan_b | inf_a | inf_b)
+    same_nonfinite = (nan_a & nan_b) | (inf_a & inf_b & (wa == wb))
+    bad_nonfinite = ~finite & ~same_nonfinite
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.where(finite, np.abs(wa - wb), 0.0).astype(np.float64)
+        mag_b = np.abs(wb)
+        need = np.where(finite, abs_err - rtol_v * mag_b, 0.0)
+    if exact and integers:
+        bad = a != b  # on the integers themselves: float64 cannot hold every int64
+    elif exact:
+        bad = np.where(finite, wa != wb, False) | bad_nonfinite
+    else:
+        bad = (need > atol_v) | bad_nonfinite
+    n_bad = int(np.count_nonzero(bad))
+    n_nonfinite_bad = int(np.count_nonzero(bad_nonfinite))
+    errs = abs_err[finite]
 
     worst: dict[str, Any] = {}
     if b.size:
@@ -458,11 +423,11 @@ def compare_arrays(
         **base,
         atol=atol_v,
         rtol=rtol_v,
-        exact=bool(exact),
+        exact=exact,
         ok=n_bad == 0,
         failing=n_bad,
         failing_fraction=n_bad / b.size if b.size else 0.0,
-        **stats,
+        **_error_stats(abs_err, finite, mag_b),
         **worst,
         min_atol=min_atol,
         expected_nan=int(np.count_nonzero(nan_b)),
@@ -550,7 +515,7 @@ def compare(
         e, a = np.asarray(expected[e_name]), np.asarray(actual[a_name])
         if tol is None:
             # Global tolerances apply to floats; integers and bools must match exactly.
-            integral = _family(e.dtype) in ("int", "bool") and _family(a.dtype) in ("int", "bool")
+            integral = dtype_family(e.dtype) in ("int", "bool") and dtype_family(a.dtype) in ("int", "bool")
             result = compare_arrays(e_name, e, a, atol, rtol, actual_name=a_name, exact=integral)
         else:
             o_atol = atol if tol[0] is None else tol[0]

@@ -14,21 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..description import TensorSpec
+from ..util import dtype_family
 from .compare import DEFAULT_ATOL, DEFAULT_RTOL, MATCHED_MISMATCH, VerificationReport, compare
 from .inputs import DEFAULT_BATCH, DEFAULT_DIM, generate_inputs
 from .runners import Runner, runner_for
-
-
-def _family(dtype: str) -> str:
-    if dtype == "bool":
-        return "bool"
-    if dtype == "string":
-        return "string"
-    if dtype.startswith(("int", "uint", "qint", "quint")):
-        return "int"
-    if dtype.startswith("complex"):
-        return "complex"
-    return "float"
 
 
 def _dims_agree(a: TensorSpec, b: TensorSpec) -> bool:
@@ -58,7 +47,7 @@ def match_inputs(reference: Sequence[TensorSpec], candidate: Sequence[TensorSpec
         bad = [
             s.name
             for s in reference
-            if _family(s.dtype) != _family(by_name[s.name].dtype) or not _dims_agree(s, by_name[s.name])
+            if dtype_family(s.dtype) != dtype_family(by_name[s.name].dtype) or not _dims_agree(s, by_name[s.name])
         ]
         if bad:
             details = ", ".join(
@@ -68,7 +57,7 @@ def match_inputs(reference: Sequence[TensorSpec], candidate: Sequence[TensorSpec
             return InputMatch((), MATCHED_MISMATCH, f"inputs differ in dtype or shape ({details})")
         return InputMatch(tuple((n, n) for n in r_names), "name")
     if len(reference) == len(candidate) and all(
-        _family(r.dtype) == _family(c.dtype) and _dims_agree(r, c)
+        dtype_family(r.dtype) == dtype_family(c.dtype) and _dims_agree(r, c)
         for r, c in zip(reference, candidate, strict=True)
     ):
         return InputMatch(tuple(zip(r_names, c_names, strict=True)), "position")
@@ -124,7 +113,7 @@ def quantized_tolerances(
     return out
 
 
-def verify(
+def compare_runners(
     reference: Runner | str | os.PathLike[str],
     candidate: Runner | str | os.PathLike[str],
     *,

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .compare import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, compare
-from .core import verify
+from ..options import checked_options
+from .compare import VerificationReport, compare
+from .core import compare_runners
 from .inputs import load_inputs, save_arrays
 from .runners import runner_for
-
-#: Default atol of a dequantized (int8/uint8) TFLite output: this many output steps.
-QUANTIZED_STEPS = 4.0
+from .tolerances import route_tolerances
 
 
 def parse_assignments(values: Sequence[str], what: str) -> dict[str, str]:
@@ -79,6 +78,7 @@ def _is_npz(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(".npz") and Path(path).is_file()
 
 
+@checked_options
 def verify_models(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
@@ -96,8 +96,6 @@ def verify_models(
     per_output_atol: Mapping[str, float] | None = None,
     per_output_rtol: Mapping[str, float] | None = None,
     unsafe: bool = False,
-    save_inputs: str | None = None,
-    save_outputs: str | None = None,
     checkpoint: Mapping[str, Any] | None = None,
 ) -> VerificationReport:
     """Run A and B on the same inputs and compare every output (see module doc).
@@ -106,13 +104,15 @@ def verify_models(
     network or Python: ``modelinspect check --target safety``) is refused before it loads.
     A checkpoint on either side runs the model ``checkpoint`` describes (the options of
     ckpt-to-savedmodel: ``model`` or ``architecture``, ``root_key``, ``input_specs``, ...).
+    Tolerances default to :mod:`tfmodelkit.verify.tolerances` (a float32 route; dequantized
+    outputs of the candidate get a few quantization steps), as a conversion's own check does.
     """
     from ..formats import detect
 
     if not unsafe:
         # Refuse models whose ops reach outside them before anything loads (Keras Lambda
         # layers are the Keras runner's own safe mode).
-        from ..inspect.lint import require_safe
+        from ..lint import require_safe
 
         for path in (a, b):
             if not _is_npz(path) and detect(path) in ("savedmodel", "tflite"):
@@ -141,6 +141,7 @@ def verify_models(
         name: ((per_output_atol or {}).get(name), (per_output_rtol or {}).get(name))
         for name in set(per_output_atol or {}) | set(per_output_rtol or {})
     }
+    atol_v, rtol_v, steps = route_tolerances("float32", atol, rtol)
     ref = runner(a, signature)
     feed = load_inputs(inputs, ref.inputs) if inputs else None
     if _is_npz(b):
@@ -150,8 +151,7 @@ def verify_models(
         actual = ref.run(feed)
         report = compare(
             expected, actual,
-            atol=DEFAULT_ATOL if atol is None else atol, rtol=DEFAULT_RTOL if rtol is None else rtol,
-            per_output=per_output, notes=(f"expected outputs: golden file {b}",),
+            atol=atol_v, rtol=rtol_v, per_output=per_output, notes=(f"expected outputs: golden file {b}",),
         )  # fmt: skip
         report = dataclasses.replace(
             report,
@@ -162,19 +162,23 @@ def verify_models(
         )  # fmt: skip
     else:
         cand = runner(b, signature_b or signature)
-        steps = QUANTIZED_STEPS if atol is None and getattr(cand, "dequantized_outputs", None) else None
-        report = verify(
+        report = compare_runners(
             ref, cand, feed=feed, seed=seed, batch=batch, shapes=shapes, ranges=ranges,
-            atol=DEFAULT_ATOL if atol is None else atol, rtol=DEFAULT_RTOL if rtol is None else rtol,
-            per_output=per_output, quantized_steps=steps,
+            atol=atol_v, rtol=rtol_v, per_output=per_output,
+            quantized_steps=steps if getattr(cand, "dequantized_outputs", None) else None,
         )  # fmt: skip
         if inputs:
             report = dataclasses.replace(report, context={**report.context, "inputs_source": str(inputs)})
-    if save_inputs and report.arrays.get("inputs"):
-        save_arrays(save_inputs, report.arrays["inputs"])
-    if save_outputs:
-        # A's outputs: the trusted model's numbers, ready to be the next golden file.
-        a_outputs = report.arrays.get("actual" if _is_npz(b) else "expected")
-        if a_outputs:
-            save_arrays(save_outputs, a_outputs)
     return report
+
+
+def save_run(report: VerificationReport, *, inputs: str | None = None, outputs: str | None = None) -> None:
+    """Write what a verification ran on, to replay it: the inputs fed (``inputs``) and A's outputs
+    (``outputs``: the trusted model's numbers, ready to be the next golden file)."""
+    if inputs and report.arrays.get("inputs"):
+        save_arrays(inputs, report.arrays["inputs"])
+    if outputs:
+        golden = report.context.get("reference", {}).get("backend") == "golden outputs"
+        a_outputs = report.arrays.get("actual" if golden else "expected")
+        if a_outputs:
+            save_arrays(outputs, a_outputs)

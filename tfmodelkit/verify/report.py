@@ -140,3 +140,20 @@ def format_report(report: VerificationReport, histograms: bool = True) -> str:
         lines.append("")
         lines.extend(f"note: {n}" for n in report.notes)
     return "\n".join(lines)
+
+
+def verdict_line(report: VerificationReport) -> str:
+    """One line a gate prints last: ``PASS: ...`` or ``FAIL: ...``, naming the candidate (the
+    artifact about to ship) and what it was compared with (the reference or golden outputs)."""
+    ctx = report.context
+    reference = ctx.get("reference") or {}
+    candidate = ctx.get("candidate") or {}
+    what = "golden outputs " if reference.get("backend") == "golden outputs" else ""
+    ref_name = f"{what}{reference.get('path', '?')}"
+    failed = [o.name for o in report.outputs if not o.ok] + list(report.missing)
+    if report.ok:
+        count = len(report.outputs)
+        return f"PASS: {count} output{'' if count == 1 else 's'} of {candidate.get('path', '?')} match {ref_name}"
+    if failed:
+        return f"FAIL: outputs {', '.join(failed)} differ"
+    return "FAIL: the signatures do not match"
