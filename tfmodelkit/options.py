@@ -19,8 +19,9 @@ from .errors import UserError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def refuse_unknown(what: str, given: Iterable[str], allowed: Iterable[str]) -> None:
-    """Raise a UserError naming each of ``given`` that is not in ``allowed``."""
+def refuse_unknown(what: str, given: Iterable[str], allowed: Iterable[str], listed: Iterable[str] | None = None) -> None:
+    """Raise a UserError naming each of ``given`` that is not in ``allowed`` (the message lists
+    ``listed``, by default ``allowed``)."""
     allowed = sorted(set(allowed))
     unknown = [name for name in given if name not in allowed]
     if not unknown:
@@ -30,7 +31,8 @@ def refuse_unknown(what: str, given: Iterable[str], allowed: Iterable[str]) -> N
         close = difflib.get_close_matches(name, allowed, n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     noun = "option" if len(unknown) == 1 else "options"
-    raise UserError(f"{what}: unknown {noun} {', '.join(hints)}; it takes: {', '.join(allowed) or 'none'}")
+    takes = sorted(set(allowed if listed is None else listed))
+    raise UserError(f"{what}: unknown {noun} {', '.join(hints)}; it takes: {', '.join(takes) or 'none'}")
 
 
 def keyword_names(fn: Callable[..., Any]) -> frozenset[str]:
@@ -42,16 +44,33 @@ def keyword_names(fn: Callable[..., Any]) -> frozenset[str]:
     )
 
 
-def checked_options(fn: F) -> F:
-    """Wrap ``fn`` so that an unknown keyword argument is a UserError naming it, not a TypeError."""
-    names = keyword_names(fn)
+def option_names(fn: Callable[..., Any]) -> frozenset[str]:
+    """The options of ``fn``: keyword parameters with a default."""
+    return frozenset(
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
+    )
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        refuse_unknown(fn.__name__, kwargs, names)
-        return fn(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+def checked_options(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Wrap ``fn`` so that an unknown keyword argument is a UserError naming it, not a TypeError.
+
+    ``name`` is how messages call the function (its ``__name__`` by default); usable as
+    ``@checked_options`` or ``@checked_options(name="verify")``."""
+
+    def wrap(fn: F) -> F:
+        names, listed = keyword_names(fn), option_names(fn)
+        label = name or fn.__name__
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            refuse_unknown(label, kwargs, names, listed)
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap(fn) if fn is not None else wrap
 
 
 def given(options: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

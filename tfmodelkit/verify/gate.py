@@ -78,7 +78,7 @@ def _is_npz(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(".npz") and Path(path).is_file()
 
 
-@checked_options
+@checked_options(name="verify")
 def verify_models(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
