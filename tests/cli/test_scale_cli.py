@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import select
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +138,12 @@ def _run_with_stderr_on_a_tty(*args: str) -> tuple[int, str]:
         stderr=slave,
     )
     os.close(slave)
+    text = _drain(master, proc)
+    return proc.wait(timeout=120), text
+
+
+def _drain(master: int, proc: subprocess.Popen) -> str:
+    """Everything the child writes to the terminal ``master``, until it closes its end."""
     out = bytearray()
     while True:
         ready, _, _ = select.select([master], [], [], 120)
@@ -149,7 +158,7 @@ def _run_with_stderr_on_a_tty(*args: str) -> tuple[int, str]:
             break
         out += data
     os.close(master)
-    return proc.wait(timeout=120), out.decode(errors="replace")
+    return out.decode(errors="replace")
 
 
 def test_progress_bar_on_a_terminal_and_not_with_q(big_ckpt):
@@ -160,6 +169,28 @@ def test_progress_bar_on_a_terminal_and_not_with_q(big_ckpt):
     assert code == 0 and text == ""
     code, text = _run_with_stderr_on_a_tty("weights", "--stats", str(big_ckpt))
     assert code == 0 and "stats" in text and "%" in text
+
+
+def test_bar_leaves_no_residue_above_the_table_on_one_terminal(big_ckpt):
+    """stdout and stderr on the same terminal, as a person runs it: the bar is gone before
+    the table prints."""
+    from tests.cli.test_output_conventions import screen
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfmodelkit.cli.modelinspect", "weights", "--stats", str(big_ckpt)],
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    text = _drain(master, proc)
+    assert proc.wait(timeout=120) == 0
+    assert "stats" in text and "%|" in text  # a bar was drawn
+    shown = [line for line in screen(text.replace("\r\n", "\n")) if line]
+    assert shown[0].startswith("name ") and not any("%|" in line for line in shown), shown
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(big_ckpt, tmp_path):

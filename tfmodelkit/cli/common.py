@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
 from ..errors import EXIT_INTERNAL, TFModelKitError
+from ..inspect.tensor import atomic_write
+
+__all__ = ["EXIT_CODES_HELP", "WIDTH_HELP", "atomic_write", "run", "say", "table_width", "write"]
 
 EXIT_CODES_HELP = """exit codes:
   0  ok
@@ -54,21 +56,30 @@ def write(text: str) -> None:
     sys.stdout.flush()
 
 
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
-    """Call ``writer(tmp_path)`` on a temporary sibling, then rename it over ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+def say(prog: str, kind: str, messages: Iterable[str]) -> None:
+    """One stderr line per message: ``prog: kind: message`` (warnings, notes)."""
+    for message in messages:
+        print(f"{prog}: {kind}: {_one_line(message)}", file=sys.stderr)
+
+
+#: What --help says about table width (kept beside the code that decides it).
+WIDTH_HELP = (
+    "Tables fit the terminal's width, wrapping long cells; COLUMNS sets the width.\n"
+    "  When stdout is not a terminal (a pipe, a file), tables are not wrapped unless COLUMNS is set"
+)
+
+
+def table_width() -> int | None:
+    """Columns a table may take: COLUMNS when set, else the terminal's when stdout is one.
+
+    When stdout is a pipe or file and COLUMNS is unset, None (no limit): the reader of a
+    file has no terminal whose width would matter, and full lines are easier to grep.
+    """
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
-        writer(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        interactive = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        interactive = False
+    return shutil.get_terminal_size().columns if interactive else None

@@ -1,29 +1,41 @@
 """``modelinspect``: look inside any TensorFlow model file without TensorFlow.
 
-A thin shell over :mod:`tfmodelkit` and :mod:`tfmodelkit.inspect`: every subcommand reads,
-builds a view dict and renders it. Heavy modules are imported inside the handlers so
-that ``--help`` stays fast.
+A thin shell over :mod:`tfmodelkit.inspect`: every subcommand parses its options, calls
+one ``inspect_*`` function and renders what it returns (output on stdout; notes and
+warnings on stderr). Heavy modules are imported inside the handlers so that ``--help``
+stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_CODES_HELP, atomic_write, run, write
+from .common import EXIT_CODES_HELP, WIDTH_HELP, run, say, table_width, write
+
+if TYPE_CHECKING:
+    from tfmodelkit.inspect.views import Inspection
 
 PROG = "modelinspect"
 FORMATS_HELP = "checkpoint, savedmodel, keras_h5, keras_zip, tflite (also: ckpt, h5, keras)"
+OUTPUT_HELP = f"""output:
+  results go to stdout; progress bars, notes and the file's warnings to stderr (-q silences them).
+  {WIDTH_HELP}."""
 
 
 def _common(p: argparse.ArgumentParser, path: bool = True) -> None:
+    p.epilog = OUTPUT_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     if path:
         p.add_argument("path", help="model file or folder: SavedModel, checkpoint prefix/folder, .h5, .keras, .tflite")
     p.add_argument("--as", dest="as_format", metavar="FORMAT", help=f"read as this format instead of detecting it ({FORMATS_HELP})")
-    p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table",
+        help="output format (default: table, fitted to the terminal: see below; json and markdown keep the full text)",
+    )  # fmt: skip
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel meta graph to use, e.g. serve or serve,gpu (default: serve)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr (errors still print)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Inspect TensorFlow models (checkpoints, SavedModels, Keras .h5/.keras, TFLite) "
         "without importing TensorFlow.",
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{OUTPUT_HELP}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -83,155 +95,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str, args: argparse.Namespace) -> Any:
-    import tfmodelkit
-
-    options = {"tags": args.tag_set} if args.tag_set else {}
-    return tfmodelkit.read(path, format=args.as_format, **options)
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """What every reading command passes on: the format override and the SavedModel tag set."""
+    return {"format": args.as_format, "tags": args.tag_set}
 
 
-def _paths(args: argparse.Namespace) -> list[str]:
-    """The paths a command covers: one, or every checkpoint prefix of a folder with --all."""
-    if getattr(args, "all", False) and args.command != "signatures":
-        from tfmodelkit.formats import detect, normalize_format
-
-        fmt = normalize_format(args.as_format) if args.as_format else detect(args.path)
-        if fmt == "checkpoint":
-            from tfmodelkit.formats import checkpoint
-
-            found = checkpoint.prefixes(args.path)
-            if found:
-                return [str(p) for p in found]
-    return [args.path]
-
-
-def _emit(view: str, data: Any, args: argparse.Namespace) -> None:
+def _show(result: Inspection, args: argparse.Namespace) -> int:
+    """Print an inspection: its rendering on stdout, then its notes and warnings on stderr."""
     from tfmodelkit.inspect.render import render
 
-    write(render(view, data, args.format))
-
-
-def _many(view: str, args: argparse.Namespace, build: Any) -> int:
-    items = [build(p) for p in _paths(args)]
-    _emit(view, items[0] if len(items) == 1 else items, args)
-    return 0
+    write(render(result.view, result.document, args.format, width=table_width()))
+    if not args.quiet:
+        say(PROG, "note", result.notes)
+        say(PROG, "warning", result.warnings_left_out(args.format))
+    return 0 if result.ok else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import summary_view
+    from tfmodelkit.inspect.views import inspect_summary
 
-    return _many("summary", args, lambda p: summary_view(_read(p, args)))
+    return _show(inspect_summary(args.path, every_prefix=args.all, **_options(args)), args)
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import signatures_view
+    from tfmodelkit.inspect.views import inspect_signatures
 
-    _emit("signatures", signatures_view(_read(args.path, args), all=args.all), args)
-    return 0
+    return _show(inspect_signatures(args.path, all=args.all, **_options(args)), args)
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import weights_view
+    from tfmodelkit.inspect.views import inspect_weights
 
     from .progress import progress_bar
 
-    with progress_bar("stats", args.quiet) as bar:
-        return _many(
-            "weights",
-            args,
-            lambda p: weights_view(
-                _read(p, args),
-                match=args.match,
-                include_optimizer=args.include_optimizer,
-                stats=args.stats,
-                progress=bar if args.stats else None,
-            ),
+    with progress_bar("stats", args.quiet) as bar:  # closed (and cleared) before the table prints
+        result = inspect_weights(
+            args.path,
+            match=args.match,
+            include_optimizer=args.include_optimizer,
+            stats=args.stats,
+            every_prefix=args.all,
+            progress=bar if args.stats else None,
+            **_options(args),
         )
+    return _show(result, args)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import layers_view
+    from tfmodelkit.inspect.views import inspect_layers
 
-    _emit("layers", layers_view(_read(args.path, args)), args)
-    return 0
+    return _show(inspect_layers(args.path, **_options(args)), args)
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import ops_view
+    from tfmodelkit.inspect.views import inspect_ops
 
-    _emit("ops", ops_view(_read(args.path, args)), args)
-    return 0
+    return _show(inspect_ops(args.path, **_options(args)), args)
 
 
 def cmd_tensor(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.tensor import MAX_PRINT_ELEMENTS, printable, write_npy
-
-    desc = _read(args.path, args)
-    weight = desc.weight(args.name)
-    data: dict[str, Any] = {
-        "path": desc.path,
-        "format": desc.format,
-        "name": weight.name,
-        "dtype": weight.dtype,
-        "shape": list(weight.shape),
-    }
-    if args.out:
-        from .progress import progress_bar
-
-        notes: list[str] = []
-        with progress_bar("tensor", args.quiet) as bar:
-
-            def save(tmp: str) -> None:
-                note = write_npy(weight, tmp, progress=bar)
-                if note:
-                    notes.append(note)
-
-            atomic_write(args.out, save)
-        data["out"] = args.out
-        if notes and not args.quiet:
-            print(f"{PROG}: note: {notes[0]}", file=sys.stderr)
-    else:
-        if weight.size > MAX_PRINT_ELEMENTS and args.format == "json":
-            from tfmodelkit.errors import UserError
-
-            raise UserError(
-                f"{weight.name} has {weight.size:,} elements; too many for JSON output: use --out FILE.npy"
-            )
-        values = weight.read()
-        data["values"], data["values_text"] = printable(values)
-        if args.format == "json":
-            data.pop("values_text")
-    _emit("tensor", data, args)
-    return 0
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    import tfmodelkit
-    from tfmodelkit.inspect.views import check_view
+    from tfmodelkit.inspect.views import inspect_tensor
 
     from .progress import progress_bar
 
-    if args.target:
-        from tfmodelkit.inspect.lint import lint, parse_targets
+    with progress_bar("tensor", args.quiet) as bar:
+        result = inspect_tensor(
+            args.path, args.name, out=args.out, for_json=args.format == "json", progress=bar, **_options(args)
+        )
+    return _show(result, args)
 
-        targets = parse_targets(args.target)
-        reports = [lint(p, targets, format=args.as_format, tags=args.tag_set) for p in _paths(args)]
-    else:
-        with progress_bar("check", args.quiet) as bar:
-            reports = [tfmodelkit.check(p, format=args.as_format, progress=bar) for p in _paths(args)]
-    views = [check_view(r) for r in reports]
-    _emit("check", views[0] if len(views) == 1 else views, args)
-    return 0 if all(r.ok for r in reports) else 1
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tfmodelkit.inspect.views import inspect_check
+
+    from .progress import progress_bar
+
+    with progress_bar("check", args.quiet) as bar:
+        result = inspect_check(
+            args.path, targets=args.target, every_prefix=args.all, progress=bar, **_options(args)
+        )
+    return _show(result, args)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import diff_json, diff_view
+    from tfmodelkit.inspect.views import inspect_diff
 
-    report = diff_view(
-        _read(args.a, args), _read(args.b, args), include_optimizer=args.include_optimizer, atol=args.atol
-    )
-    _emit("diff", diff_json(report), args)
-    return 0 if report.identical else 1
+    result = inspect_diff(args.a, args.b, include_optimizer=args.include_optimizer, atol=args.atol, **_options(args))
+    return _show(result, args)
 
 
 _COMMANDS = {

@@ -16,7 +16,11 @@ THRESHOLD_BYTES = 100 * 1000 * 1000
 
 
 class Bar:
-    """A ``progress(done, total)`` callback drawing one tqdm bar per run of work."""
+    """A ``progress(done, total)`` callback drawing one tqdm bar per run of work.
+
+    Closing it erases the bar from the terminal; commands close it before printing their
+    output, which shares the terminal when stdout and stderr both go to it.
+    """
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label

@@ -1,11 +1,18 @@
-"""Renderers: the same view dict as a terminal table, markdown, or JSON."""
+"""Renderers: the same view dict as a terminal table, markdown, or JSON.
+
+Views carry their reader's warnings in a ``warnings`` list; JSON keeps it, while tables and
+markdown leave it out (the command line shows warnings on stderr, apart from the output).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from ..text import plural
 
 OUTPUT_FORMATS = ("table", "json", "markdown")
 
@@ -60,11 +67,85 @@ def to_json(data: Any) -> str:
     return json.dumps(_clean(data), indent=2, default=_json_default, allow_nan=False)
 
 
-class _Doc:
-    """Collects headings, key/value blocks and tables for table or markdown output."""
+#: Narrowest a wrapped column gets, unless its header is wider or its cells are narrower.
+MIN_COLUMN = 12
+#: tabulate pads every header by two spaces; "simple" and "plain" put two between columns.
+_HEADER_PAD = 2
+_GAP = 2
+#: Where a long name or sentence may be broken: after a space, a slash or a comma.
+_BREAKS = re.compile(r"(?<=[ /,])")
 
-    def __init__(self, markdown: bool) -> None:
+
+def fit_rows(
+    rows: list[list[Any]], headers: list[str] | None, width: int, wrap: Iterable[int]
+) -> list[list[Any]]:
+    """``rows`` with the cells of the ``wrap`` columns wrapped so that the table fits ``width``.
+
+    The other columns (numbers, dtypes) keep their width. The widest wrappable columns are
+    cut back to one common limit, the largest that fits, never below :data:`MIN_COLUMN` or
+    their header. A table that cannot fit even so is left as it is: wrapping its names would
+    not make it fit, only harder to read.
+    """
+    if not rows:
+        return rows
+    ncols = max(len(r) for r in rows)
+    cells = [[str(c) for c in r] + [""] * (ncols - len(r)) for r in rows]
+    heads = [len(h) + _HEADER_PAD for h in headers] if headers else []
+    heads += [0] * (ncols - len(heads))
+    natural = [max([heads[i], *(len(ln) for r in cells for ln in r[i].split("\n"))]) for i in range(ncols)]
+    room = width - _GAP * (ncols - 1)
+    if sum(natural) <= room:
+        return rows
+    wrapped = set(wrap)
+    floors = [min(natural[i], max(MIN_COLUMN, heads[i])) if i in wrapped else natural[i] for i in range(ncols)]
+    if sum(floors) > room:
+        return rows
+
+    def caps(limit: int) -> list[int]:
+        return [max(floors[i], min(natural[i], limit)) for i in range(ncols)]
+
+    limit = max(natural)
+    while sum(caps(limit)) > room:
+        limit -= 1
+    cap = caps(limit)
+    return [[_wrap(c, cap[i]) if natural[i] > cap[i] else c for i, c in enumerate(r)] for r in cells]
+
+
+def _wrap(cell: str, width: int) -> str:
+    """``cell`` in lines of at most ``width``, broken after spaces, slashes and commas where it
+    can be (mid-word only for a word longer than a line); continuations keep its indent."""
+    out = []
+    for text in cell.split("\n"):
+        indent = text[: len(text) - len(text.lstrip(" "))]
+        if len(indent) >= width // 2:  # deep nesting in a narrow column: no room to indent
+            indent = ""
+        line = ""
+        for piece in _BREAKS.split(text):
+            while piece:
+                if len(line) + len(piece.rstrip()) <= width:
+                    line += piece
+                    piece = ""
+                elif line.strip():  # the piece starts the next line
+                    out.append(line.rstrip())
+                    line = indent
+                    piece = piece.lstrip(" ")
+                else:  # longer than a whole line: cut it
+                    take = width - len(line)
+                    out.append(line + piece[:take])
+                    line, piece = indent, piece[take:]
+        out.append(line.rstrip())
+    return "\n".join(out)
+
+
+class _Doc:
+    """Collects headings, key/value blocks and tables for table or markdown output.
+
+    ``width`` (table output only) is the terminal's: tables are wrapped to fit it.
+    """
+
+    def __init__(self, markdown: bool, width: int | None = None) -> None:
         self.md = markdown
+        self.width = None if markdown else width
         self.parts: list[str] = []
 
     def heading(self, text: str) -> None:
@@ -73,12 +154,16 @@ class _Doc:
     def line(self, text: str) -> None:
         self.parts.append(text)
 
-    def table(self, rows: list[list[Any]], headers: list[str]) -> None:
+    def table(self, rows: list[list[Any]], headers: list[str], wrap: Iterable[str] = ()) -> None:
+        """A table; the columns named in ``wrap`` may be wrapped to fit the width."""
         from tabulate import tabulate
 
         if not rows:
             self.parts.append("_(none)_" if self.md else "  (none)")
             return
+        if self.width:
+            names = set(wrap)
+            rows = fit_rows(rows, headers, self.width, [i for i, h in enumerate(headers) if h in names])
         self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.md else "simple", disable_numparse=True))
 
     def pairs(self, items: list[tuple[str, Any]]) -> None:
@@ -88,11 +173,9 @@ class _Doc:
         if self.md:
             self.parts.append(tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True))
         else:
+            if self.width:
+                rows = fit_rows(rows, None, self.width, wrap=[1])  # the values, not their names
             self.parts.append(tabulate(rows, tablefmt="plain", disable_numparse=True))
-
-    def warnings(self, warnings: list[str]) -> None:
-        for w in warnings:
-            self.parts.append(f"warning: {w}")
 
     def text(self) -> str:
         return "\n\n".join(p for p in self.parts if p is not None).rstrip() + "\n"
@@ -103,21 +186,21 @@ def _summary(d: dict[str, Any], doc: _Doc) -> None:
     w = d["weights"]
     roles = ", ".join(f"{n} {r}" for r, n in sorted(w["by_role"].items()))
     meta = d.get("metadata", {})
+    ops = d["ops"]
     doc.pairs(
         [
             ("producer", ", ".join(f"{k} {v}" for k, v in d["producer"].items())),
             ("signatures", ", ".join(d["signatures"]) or (None if d["format"] == "checkpoint" else "none")),
-            ("weights", f"{w['count']} tensors ({roles})" if w["count"] else "none"),
+            ("weights", f"{plural(w['count'], 'tensor')} ({roles})" if w["count"] else "none"),
             ("model parameters", f"{w['model_parameters']:,} ({fmt_bytes(w['model_nbytes'])})"),
             ("all tensor bytes", fmt_bytes(w["total_nbytes"])),
             ("layers", d["layers"] or None),
-            ("ops", f"{d['ops']['total']} nodes of {d['ops']['kinds']} kinds" if d["ops"]["total"] else None),
+            ("ops", f"{plural(ops['total'], 'node')} of {plural(ops['kinds'], 'kind')}" if ops["total"] else None),
             ("functions", d["functions"] or None),
             ("assets", ", ".join(d["assets"])),
             *[(k, _short(v)) for k, v in meta.items() if _is_simple(v)],
         ]
     )
-    doc.warnings(d["warnings"])
 
 
 def _is_simple(v: Any) -> bool:
@@ -153,14 +236,14 @@ def _signatures(d: dict[str, Any], doc: _Doc) -> None:
         if not any(r[5] for r in rows):
             rows = [r[:5] for r in rows]
             headers = headers[:5]
-        doc.table(rows, headers)
+        doc.table(rows, headers, wrap=("name", "shape", "tensor", "quantization"))
     if d.get("functions"):
         doc.heading("functions")
         doc.table(
             [[f["path"] or "", f["name"], ", ".join(f"{t['name']}:{t['dtype']}{fmt_shape(t['shape'])}" for t in f["inputs"])] for f in d["functions"]],
             ["object", "concrete function", "inputs"],
+            wrap=("object", "concrete function", "inputs"),
         )
-    doc.warnings(d["warnings"])
 
 
 def _first(values: list[Any]) -> str:
@@ -180,12 +263,14 @@ def _weights(d: dict[str, Any], doc: _Doc) -> None:
             row += [fmt_num(w[k]) for k in ("min", "max", "mean", "std", "nan", "inf")]
         rows.append(row)
     headers = ["name", "dtype", "shape", "size"] + (["min", "max", "mean", "std", "nan", "inf"] if stats else ["role"])
-    doc.table(rows, headers)
-    footer = f"{len(d['weights'])} tensors, {d['total_elements']:,} elements, {fmt_bytes(d['total_nbytes'])}"
+    doc.table(rows, headers, wrap=("name", "shape"))
+    elements = d["total_elements"]
+    tensors = plural(len(d["weights"]), "tensor")
+    footer = f"{tensors}, {elements:,} element{'' if elements == 1 else 's'}, {fmt_bytes(d['total_nbytes'])}"
     if d["hidden_optimizer_weights"]:
-        footer += f"; {d['hidden_optimizer_weights']} optimizer tensors hidden (--include-optimizer shows them)"
+        hidden = plural(d["hidden_optimizer_weights"], "optimizer tensor")
+        footer += f"; {hidden} hidden (--include-optimizer shows them)"
     doc.line(footer)
-    doc.warnings(d["warnings"])
 
 
 def _layers(d: dict[str, Any], doc: _Doc) -> None:
@@ -208,13 +293,12 @@ def _layers(d: dict[str, Any], doc: _Doc) -> None:
         if not any(r[4] for r in rows):
             rows = [r[:4] for r in rows]
             headers = headers[:4]
-        doc.table(rows, headers)
-    doc.warnings(d["warnings"])
+        doc.table(rows, headers, wrap=("layer", "class", "inbound", "code"))
 
 
 def _ops(d: dict[str, Any], doc: _Doc) -> None:
-    doc.table([[k, v] for k, v in d["ops"].items()], ["op", "count"])
-    line = f"{d['total']} ops of {len(d['ops'])} kinds"
+    doc.table([[k, v] for k, v in d["ops"].items()], ["op", "count"], wrap=("op",))
+    line = f"{plural(d['total'], 'op')} of {plural(len(d['ops']), 'kind')}"
     if d["flex_ops"]:
         line += f"; Flex (TF select) ops: {', '.join(d['flex_ops'])}"
     custom = [c for c in d["custom_ops"] if c not in d["flex_ops"]]
@@ -229,20 +313,29 @@ def _check(d: dict[str, Any], doc: _Doc) -> None:
         doc.heading(f"{d['path']}  [{d['format']}]  targets: {', '.join(targets)}")
         if d["findings"]:
             rows = [[f["severity"], f["target"], f["subject"], f["message"]] for f in d["findings"]]
-            doc.table(rows, ["severity", "target", "subject", "problem"])
+            doc.table(rows, ["severity", "target", "subject", "problem"], wrap=("subject", "problem"))
     else:
         doc.heading(f"{d['path']}  [{d['format']}]")
         if d["findings"]:
-            doc.table([[f["severity"], f["subject"], f["message"]] for f in d["findings"]], ["severity", "subject", "problem"])
-    checked = ", ".join(f"{v} {k.removesuffix('s') if v == 1 else k}" for k, v in d["checked"].items())
+            rows = [[f["severity"], f["subject"], f["message"]] for f in d["findings"]]
+            doc.table(rows, ["severity", "subject", "problem"], wrap=("subject", "problem"))
+    checked = ", ".join(f"{v} {k if v != 1 else _singular(k)}" for k, v in d["checked"].items())
     errors = sum(1 for f in d["findings"] if f["severity"] == "error")
     if targets:
         warnings = len(d["findings"]) - errors
-        verdict = f"OK: no errors ({warnings} warning(s))" if d["ok"] else f"FAILED: {errors} error(s), {warnings} warning(s)"
+        found = plural(warnings, "warning")
+        verdict = f"OK: no errors ({found})" if d["ok"] else f"FAILED: {plural(errors, 'error')}, {found}"
         doc.line(f"{verdict} for {', '.join(targets)}; checked {checked or 'nothing'}")
         return
     checked = checked or "nothing"
-    doc.line(f"OK: checked {checked}" if d["ok"] else f"FAILED: {errors} problem(s) found (checked {checked})")
+    failed = f"FAILED: {plural(errors, 'problem')} found (checked {checked})"
+    doc.line(f"OK: checked {checked}" if d["ok"] else failed)
+
+
+def _singular(counted: str) -> str:
+    """What one of ``counted`` is called: "op kinds the signatures reach" -> "op kind the ..."."""
+    cut = min((i for i in (counted.find(" ("), counted.find(" the ")) if i >= 0), default=len(counted))
+    return counted[:cut].removesuffix("s") + counted[cut:]
 
 
 def _diff(d: dict[str, Any], doc: _Doc) -> None:
@@ -254,11 +347,11 @@ def _diff(d: dict[str, Any], doc: _Doc) -> None:
         for c in d["changed"]:
             detail = f"max |a-b| = {fmt_num(c['max_abs_diff'])}" if c["what"] == "values" else f"{c['a']} -> {c['b']}"
             rows.append([c["name"], c["what"], detail])
-        doc.table(rows, ["weight", "changed", "detail"])
+        doc.table(rows, ["weight", "changed", "detail"], wrap=("weight", "detail"))
     if d["only_in_a"]:
-        doc.table([[n] for n in d["only_in_a"]], ["only in A"])
+        doc.table([[n] for n in d["only_in_a"]], ["only in A"], wrap=("only in A",))
     if d["only_in_b"]:
-        doc.table([[n] for n in d["only_in_b"]], ["only in B"])
+        doc.table([[n] for n in d["only_in_b"]], ["only in B"], wrap=("only in B",))
     if d["signature_changes"]:
         doc.line("\n".join(d["signature_changes"]))
     doc.line("identical" if d["identical"] else "different")
@@ -282,11 +375,17 @@ _RENDERERS: dict[str, Callable[[dict[str, Any], _Doc], None]] = {
 }
 
 
-def render(view: str, data: dict[str, Any] | list[dict[str, Any]], output: str) -> str:
-    """Render one view (or a list of them, e.g. every prefix of a folder)."""
+def render(
+    view: str, data: dict[str, Any] | list[dict[str, Any]], output: str, width: int | None = None
+) -> str:
+    """Render one view (or a list of them, e.g. every prefix of a folder).
+
+    ``width`` fits tables to a terminal that many columns wide (table output only; JSON and
+    markdown always hold the full text).
+    """
     if output == "json":
         return to_json(data) + "\n"
-    doc = _Doc(markdown=output == "markdown")
+    doc = _Doc(markdown=output == "markdown", width=width)
     for item in data if isinstance(data, list) else [data]:
         _RENDERERS[view](item, doc)
     return doc.text()

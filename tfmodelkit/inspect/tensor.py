@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..description import Weight
 from ..errors import CorruptFileError
+from ..text import plural
 from .stats import CHUNK_BYTES, NON_NUMERIC
 
 #: Tensors larger than this are summarized in text and refused in JSON (use --out).
@@ -82,9 +85,41 @@ def write_npy(
                 progress(round(written * weight.nbytes / expected), weight.nbytes)
     if written != expected:
         raise CorruptFileError(
-            f"{weight.name}: {written} values read, but its shape {list(shape)} holds {expected}"
+            f"{weight.name}: {plural(written, 'value')} read, but its shape {list(shape)} holds {expected}"
         )
     return note
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
+    """Call ``writer(tmp_path)`` on a temporary sibling, then rename it over ``path``.
+
+    A write that fails or is interrupted leaves ``path`` as it was and no temporary behind.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_npy(
+    weight: Weight, path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+) -> str | None:
+    """:func:`write_npy` into ``path`` atomically; a note when the values were converted."""
+    notes: list[str | None] = []
+    atomic_write(path, lambda tmp: notes.append(write_npy(weight, tmp, progress=progress)))
+    return notes[0] if notes else None
 
 
 def printable(values: Any) -> tuple[Any, str]:

@@ -1,13 +1,16 @@
 """Views over a ModelDescription: plain, JSON-ready dicts (the documented JSON contract).
 
 Each ``*_view`` function takes descriptions and returns a dict whose shape never depends
-on the output format; the renderers turn it into a table, markdown or JSON.
+on the output format; the renderers turn it into a table, markdown or JSON. The
+``inspect_*`` functions do what one ``modelinspect`` command does: read the path(s), build
+the view(s), and say what passed and what the reads warned about.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -361,3 +364,196 @@ def diff_json(report: DiffReport) -> dict[str, Any]:
         ],
         "signature_changes": list(report.signature_changes),
     }
+
+
+# ----------------------------------------------------------------------------------------
+# one function per modelinspect command
+
+Progress = Callable[[int, int], None]
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What one inspection produced: its views (one per path), what the reads warned about,
+    notes on how a file was written, and whether it passed (check and diff can fail)."""
+
+    view: str  # which renderer draws the items
+    items: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    ok: bool = True
+
+    @property
+    def document(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """The JSON document: the one view, or the list of them when several paths were covered."""
+        return self.items[0] if len(self.items) == 1 else list(self.items)
+
+    def warnings_left_out(self, output: str) -> tuple[str, ...]:
+        """The warnings a rendering as ``output`` does not show: all of them in tables and
+        markdown; in JSON, those of views without a ``warnings`` field of their own."""
+        if output == "json" and all("warnings" in item for item in self.items):
+            return ()
+        return self.warnings
+
+
+def expand_paths(path: PathLike, format: str | None = None, every_prefix: bool = False) -> list[str]:
+    """The paths an inspection covers: ``path``, or with ``every_prefix`` each checkpoint
+    prefix of a checkpoint folder (in the folder's order; ``path`` itself when it holds none)."""
+    if every_prefix:
+        from ..formats import checkpoint, detect, normalize_format
+
+        fmt = normalize_format(format) if format else detect(path)
+        if fmt == "checkpoint":
+            found = checkpoint.prefixes(path)
+            if found:
+                return [str(p) for p in found]
+    return [str(path)]
+
+
+def _read(path: PathLike, format: str | None, tags: str | None) -> ModelDescription:
+    from ..formats import read
+
+    # Only SavedModels have tag sets; the other readers are not offered the option.
+    return read(path, format=format, **({"tags": tags} if tags else {}))
+
+
+def _warnings(descs: Sequence[ModelDescription], name_each: bool = False) -> tuple[str, ...]:
+    """Every description's warnings; each prefixed by its path when several were read."""
+    if len(descs) == 1 and not name_each:
+        return tuple(descs[0].warnings)
+    return tuple(f"{d.path}: {w}" for d in descs for w in d.warnings)
+
+
+def _each(
+    path: PathLike, format: str | None, tags: str | None, every_prefix: bool, view: str,
+    build: Callable[[ModelDescription], dict[str, Any]],
+) -> Inspection:  # fmt: skip
+    descs = [_read(p, format, tags) for p in expand_paths(path, format, every_prefix)]
+    return Inspection(view, tuple(build(d) for d in descs), _warnings(descs))
+
+
+def inspect_summary(
+    path: PathLike, *, format: str | None = None, tags: str | None = None, every_prefix: bool = False
+) -> Inspection:
+    """``modelinspect summary``: what the file is, who wrote it, what it holds."""
+    return _each(path, format, tags, every_prefix, "summary", summary_view)
+
+
+def inspect_signatures(
+    path: PathLike, *, format: str | None = None, tags: str | None = None, all: bool = False
+) -> Inspection:
+    """``modelinspect signatures``; ``all`` adds bookkeeping signatures and the object graph's functions."""
+    desc = _read(path, format, tags)
+    return Inspection("signatures", (signatures_view(desc, all=all),), _warnings([desc]))
+
+
+def inspect_weights(
+    path: PathLike,
+    *,
+    format: str | None = None,
+    tags: str | None = None,
+    match: str | None = None,
+    include_optimizer: bool = False,
+    stats: bool = False,
+    every_prefix: bool = False,
+    progress: Progress | None = None,
+) -> Inspection:
+    """``modelinspect weights``: the stored tensors, with ``stats`` their values' statistics."""
+
+    def build(desc: ModelDescription) -> dict[str, Any]:
+        return weights_view(
+            desc, match=match, include_optimizer=include_optimizer, stats=stats, progress=progress
+        )
+
+    return _each(path, format, tags, every_prefix, "weights", build)
+
+
+def inspect_layers(path: PathLike, *, format: str | None = None, tags: str | None = None) -> Inspection:
+    """``modelinspect layers``: the Keras architecture stored in the file."""
+    return _each(path, format, tags, False, "layers", layers_view)
+
+
+def inspect_ops(path: PathLike, *, format: str | None = None, tags: str | None = None) -> Inspection:
+    """``modelinspect ops``: the op census over the graph and every function."""
+    return _each(path, format, tags, False, "ops", ops_view)
+
+
+def inspect_tensor(
+    path: PathLike,
+    name: str,
+    *,
+    format: str | None = None,
+    tags: str | None = None,
+    out: PathLike | None = None,
+    for_json: bool = False,
+    progress: Progress | None = None,
+) -> Inspection:
+    """``modelinspect tensor``: one tensor's values, or with ``out`` its values saved as ``.npy``.
+
+    ``for_json`` leaves out the values' text form and refuses tensors too large to list.
+    """
+    from .tensor import MAX_PRINT_ELEMENTS, printable, save_npy
+
+    desc = _read(path, format, tags)
+    weight = desc.weight(name)
+    data: dict[str, Any] = {
+        "path": desc.path,
+        "format": desc.format,
+        "name": weight.name,
+        "dtype": weight.dtype,
+        "shape": list(weight.shape),
+    }
+    notes: tuple[str, ...] = ()
+    if out is not None:
+        note = save_npy(weight, out, progress=progress)
+        notes = (note,) if note else ()
+        data["out"] = str(out)
+    else:
+        if for_json and weight.size > MAX_PRINT_ELEMENTS:
+            raise UserError(
+                f"{weight.name} has {weight.size:,} elements; too many for JSON output: use --out FILE.npy"
+            )
+        data["values"], data["values_text"] = printable(weight.read())
+        if for_json:
+            data.pop("values_text")
+    return Inspection("tensor", (data,), _warnings([desc]), notes)
+
+
+def inspect_check(
+    path: PathLike,
+    *,
+    format: str | None = None,
+    tags: str | None = None,
+    targets: Sequence[str] | None = None,
+    every_prefix: bool = False,
+    progress: Progress | None = None,
+) -> Inspection:
+    """``modelinspect check``: the integrity check, or with ``targets`` (names, or comma lists
+    of them) the deployment lints; it passes when nothing found an error."""
+    if targets:
+        from ..lint import lint, parse_targets
+
+        chosen = parse_targets(list(targets))
+        paths = expand_paths(path, format, every_prefix)
+        reports = [lint(p, chosen, format=format, tags=tags) for p in paths]
+    else:
+        from ..formats import check
+
+        reports = [check(p, format=format, progress=progress) for p in expand_paths(path, format, every_prefix)]
+    return Inspection("check", tuple(check_view(r) for r in reports), ok=all(r.ok for r in reports))
+
+
+def inspect_diff(
+    a: PathLike,
+    b: PathLike,
+    *,
+    format: str | None = None,
+    tags: str | None = None,
+    include_optimizer: bool = False,
+    atol: float = 0.0,
+) -> Inspection:
+    """``modelinspect diff``: weights and signatures of two artifacts; it passes when they are the same."""
+    da, db = _read(a, format, tags), _read(b, format, tags)
+    report = diff_view(da, db, include_optimizer=include_optimizer, atol=atol)
+    return Inspection("diff", (diff_json(report),), _warnings([da, db], name_each=True), ok=report.identical)
