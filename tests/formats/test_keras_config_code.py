@@ -350,7 +350,7 @@ def test_code_outside_the_known_child_keys_is_blamed_on_the_holder():
 
 def test_lint_reads_the_sites_from_a_description():
     """The safety lint finds the same sites from the description the readers build."""
-    from tfmodelkit.inspect.lint import keras_code_sites
+    from tfmodelkit.lint.safety import keras_code_sites
 
     for case, config in CASES.items():
         parsed = parse_model_config(config)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CorruptFileError
+from .wire import read_varint
 
 FOOTER_SIZE = 48
 MAGIC = 0xDB4775248B80FB57
@@ -39,21 +40,6 @@ def crc32c(data: Any, crc: int = 0) -> int:
         return google_crc32c.extend(crc, data)
     except TypeError:  # the C extension refuses memoryviews and bytearrays
         return google_crc32c.extend(crc, bytes(data))
-
-
-def read_varint(buf: bytes | memoryview, pos: int, limit: int, what: str = "varint") -> tuple[int, int]:
-    """Decode a base-128 varint at ``pos`` (at most 10 bytes, never past ``limit``)."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= limit or shift > 63:
-            raise CorruptFileError(f"truncated or overlong {what}")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
 
 
 @dataclass(frozen=True)
