@@ -365,3 +365,15 @@ def test_lint_reads_the_sites_from_a_description():
             warnings=parsed.warnings,
         )
         assert keras_code_sites(desc) == code_sites(config), case
+
+
+def test_a_field_nested_too_deeply_is_a_site_not_silence():
+    deep: dict = {"leaf": None}
+    for _ in range(kc.MAX_DEPTH + 5):
+        deep = {"inner": deep}
+    model = seq("m", layer("Dense", "d", units=1, activation=deep))
+    [site] = code_sites(model)
+    assert (str(site), site.bytecode, site.detail) == ("d (Dense) activation", False, UNCHECKED)
+    parsed = parse_model_config(model)
+    assert [r.layer.code for r in parsed.layers] == [None]
+    assert any("not checked for Python code: d (Dense) activation" in w for w in parsed.warnings)

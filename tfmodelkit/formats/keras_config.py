@@ -404,7 +404,10 @@ def code_sites(config: Any) -> list[CodeSite]:
 def _code_warnings(sites: list[CodeSite]) -> list[str]:
     bytecode = [f"{s.layer} ({s.detail})" for s in sites if s.bytecode]
     named = [f"{s.layer} ({s.detail})" for s in sites if not s.bytecode and s.detail != UNCHECKED]
-    unchecked = [str(s) for s in sites if s.detail == UNCHECKED and s.field != "layers"]
+    # (the layer tree nested too deeply has its own warning, TOO_DEEP_WARNING)
+    unchecked = [
+        str(s) for s in sites if s.detail == UNCHECKED and (s.layer, s.field) != ("<model>", "layers")
+    ]
     warnings = []
     if bytecode:
         warnings.append(
@@ -428,7 +431,7 @@ def _code_warnings(sites: list[CodeSite]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------
-# The layer tree
+# Layer records
 
 
 def _strip_children(cfg: Any) -> Any:
