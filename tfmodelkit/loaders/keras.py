@@ -107,8 +107,9 @@ def architecture_config(architecture: str | Path) -> dict[str, Any]:
 
 
 def refuse_code(config: Any, where: object, *, unsafe: bool, doing: str = "refusing to load") -> list[str]:
-    """The code sites of ``config`` (as text); raises unless ``unsafe`` when there are any."""
-    sites = [str(s) for s in code_sites(config)]
+    """The layers of ``config`` holding code, as "name (Class)"; raises unless ``unsafe`` when there
+    are any (``modelinspect check --target safety`` names each layer's field)."""
+    sites = list(dict.fromkeys(f"{s.layer} ({s.class_name})" for s in code_sites(config)))
     if sites and not unsafe:
         verb = "carries" if len(sites) == 1 else "carry"
         raise UserError(
