@@ -524,7 +524,7 @@ class TestArchitecture:
         inp = keras.Input((3,), name="x")
         model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2, name="double")(inp))
         (tmp_path / "arch.json").write_text(model.to_json())
-        with pytest.raises(UserError, match=r"refusing to build it: double \(Lambda\) function carries Python code"):
+        with pytest.raises(UserError, match=r"refusing to build it: double \(Lambda\) carries Python code"):
             _convert(SUBCLASSED_CKPT, tmp_path / "out", architecture=str(tmp_path / "arch.json"))
 
     def test_nested_outputs_are_unsupported(self, tmp_path):
