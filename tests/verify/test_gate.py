@@ -42,9 +42,9 @@ def converted(tmp_path_factory):
     from tfmodelkit.convert.route import convert
 
     folder = tmp_path_factory.mktemp("converted")
-    convert(KERAS, folder / "sm", quiet=True)
-    convert(KERAS, folder / "float.tflite", quiet=True)
-    convert(KERAS, folder / "int8.tflite", quantize="int8", quiet=True)
+    convert(KERAS, folder / "sm")
+    convert(KERAS, folder / "float.tflite")
+    convert(KERAS, folder / "int8.tflite", quantize="int8")
     return folder
 
 
