@@ -19,6 +19,7 @@ from types import ModuleType
 
 from ..description import FORMATS, CheckReport, ModelDescription
 from ..errors import FormatError, NotFoundError
+from ..options import refuse_unknown
 
 _MODULES = {
     "checkpoint": "tfmodelkit.formats.checkpoint",
@@ -129,16 +130,27 @@ def detect(path: str | os.PathLike[str]) -> str:
     )
 
 
+#: Options the readers take, whatever the format (each reader uses those that apply to it):
+#: ``tags`` (SavedModel tag set), ``timeout`` (seconds without progress before a damaged HDF5
+#: file counts as hung), ``max_inflate_bytes`` (a ``.keras`` member's inflated size limit).
+READ_OPTIONS = frozenset({"tags", "timeout", "max_inflate_bytes"})
+#: ``check`` takes these and ``progress`` (a callable told how many bytes were checked).
+CHECK_OPTIONS = READ_OPTIONS | {"progress"}
+
+
 def read(path: str | os.PathLike[str], format: str | None = None, **options: object) -> ModelDescription:
     """Read ``path`` into a :class:`ModelDescription` without TensorFlow.
 
-    ``format`` (any name in :data:`ALIASES`) overrides detection.
+    ``format`` (any name in :data:`ALIASES`) overrides detection; ``options`` are among
+    :data:`READ_OPTIONS` (an unknown one is refused by name).
     """
+    refuse_unknown("read", options, READ_OPTIONS)
     fmt = normalize_format(format) if format else detect(path)
     return module(fmt).read(Path(path), **options)
 
 
 def check(path: str | os.PathLike[str], format: str | None = None, **options: object) -> CheckReport:
-    """Integrity check of ``path``: every tensor's checksum, sizes, bounds."""
+    """Integrity check of ``path``: every tensor's checksum, sizes, bounds (options: :data:`CHECK_OPTIONS`)."""
+    refuse_unknown("check", options, CHECK_OPTIONS)
     fmt = normalize_format(format) if format else detect(path)
     return module(fmt).check(Path(path), **options)
