@@ -11,11 +11,11 @@ import pytest
 from tests.bundle import write_checkpoint
 from tfmodelkit.errors import UserError
 from tfmodelkit.inspect import views
+from tfmodelkit.inspect.diff import inspect_diff
 from tfmodelkit.inspect.views import (
     Inspection,
     expand_paths,
     inspect_check,
-    inspect_diff,
     inspect_layers,
     inspect_ops,
     inspect_signatures,
@@ -143,12 +143,12 @@ def test_document_is_one_view_or_a_list():
 
 def test_options_reach_the_reader(tmp_path, monkeypatch):
     seen = []
-    real = views._read
+    real = views.read_model
 
     def spy(path, format, tags):
         seen.append((format, tags))
         return real(path, format, None)
 
-    monkeypatch.setattr(views, "_read", spy)
+    monkeypatch.setattr(views, "read_model", spy)
     inspect_weights(stale_checkpoint(tmp_path / "c"), format="ckpt", tags="serve")
     assert seen == [("ckpt", "serve")]

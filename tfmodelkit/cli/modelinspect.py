@@ -178,7 +178,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from tfmodelkit.inspect.views import inspect_diff
+    from tfmodelkit.inspect.diff import inspect_diff
 
     result = inspect_diff(args.a, args.b, include_optimizer=args.include_optimizer, atol=args.atol, **_options(args))
     return _show(result, args)
