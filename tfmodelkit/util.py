@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -104,3 +105,29 @@ def callable_module(module_name: str, fn: Any) -> None:
     module = sys.modules[module_name]
     cls = type(f"{module_name}.Callable", (types.ModuleType,), {"__call__": staticmethod(fn)})
     module.__class__ = cls
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
+    """Call ``writer(tmp_path)`` on a temporary sibling, then rename it over ``path``.
+
+    A write that fails or is interrupted leaves ``path`` as it was and no temporary behind.
+    """
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from ..errors import EXIT_INTERNAL, TFModelKitError
-from ..inspect.tensor import atomic_write
+from ..util import atomic_write
 
 __all__ = ["EXIT_CODES_HELP", "WIDTH_HELP", "atomic_write", "run", "say", "table_width", "write"]
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..description import Weight
 from ..errors import CorruptFileError
 from ..text import plural
+from ..util import atomic_write
 from .stats import CHUNK_BYTES, NON_NUMERIC
 
 #: Tensors larger than this are summarized in text and refused in JSON (use --out).
@@ -88,29 +87,6 @@ def write_npy(
             f"{weight.name}: {plural(written, 'value')} read, but its shape {list(shape)} holds {expected}"
         )
     return note
-
-
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
-    """Call ``writer(tmp_path)`` on a temporary sibling, then rename it over ``path``.
-
-    A write that fails or is interrupted leaves ``path`` as it was and no temporary behind.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-    try:
-        writer(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_npy(

@@ -8,13 +8,13 @@ a model (names, paths, notes) is escaped.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..util import atomic_write
 from .compare import OutputComparison, VerificationReport
 from .html_plots import (
     MAX_SCATTER_POINTS,
@@ -457,20 +457,10 @@ def render_html(report: VerificationReport, title: str | None = None) -> str:
 def write_html(report: VerificationReport, path: str | os.PathLike[str], title: str | None = None) -> Path:
     """Write :func:`render_html` to ``path`` atomically (a temporary sibling renamed into place)."""
     text = render_html(report, title=title)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
+
+    atomic_write(path, write)
+    return Path(path)

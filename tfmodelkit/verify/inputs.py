@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from ..description import TensorSpec
 from ..dtypes import numpy_dtype
 from ..errors import CorruptFileError, NotFoundError, UnsupportedError, UserError
+from ..util import atomic_write
 
 DEFAULT_BATCH = 2
 #: What an unknown dimension other than the first becomes.
@@ -184,14 +184,12 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
     if not target.parent.is_dir():
         raise NotFoundError(f"{target}: folder {target.parent} does not exist")
     data = {str(k): _to_savable(str(k), v) for k, v in arrays.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle; a file object: numpy appends no ".npz" to the name
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
+            np.savez(f, **data)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle
+
+    atomic_write(target, write)
     return target
 
 
