@@ -27,6 +27,9 @@ _MODULES = {
     "keras_h5": "tfmodelkit.formats.keras_h5",
     "keras_zip": "tfmodelkit.formats.keras_zip",
     "tflite": "tfmodelkit.formats.tflite",
+    "checkpoint_v1": "tfmodelkit.formats.checkpoint_v1",
+    "metagraph": "tfmodelkit.formats.metagraph",
+    "graphdef": "tfmodelkit.formats.graphdef",
 }
 
 #: Accepted spellings for ``--as``.
@@ -41,6 +44,12 @@ ALIASES = {
     "keras": "keras_zip",
     "keras_zip": "keras_zip",
     "tflite": "tflite",
+    "checkpoint_v1": "checkpoint_v1",
+    "ckpt_v1": "checkpoint_v1",
+    "metagraph": "metagraph",
+    "meta": "metagraph",
+    "graphdef": "graphdef",
+    "pb": "graphdef",
 }
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -82,6 +91,10 @@ def detect(path: str | os.PathLike[str]) -> str:
     if not p.exists():
         if _is_checkpoint_prefix(p):
             return "checkpoint"
+        from .tf1_detect import v1_shards_named
+
+        if v1_shards_named(p):  # a V1 prefix (model.ckpt) or pattern (model.ckpt-?????-of-00002)
+            return "checkpoint_v1"
         raise NotFoundError(f"{p}: no such file or directory")
     if p.is_dir():
         if any((p / name).is_file() for name in _SAVEDMODEL_FILES):
@@ -90,6 +103,10 @@ def detect(path: str | os.PathLike[str]) -> str:
         for child in p.iterdir():
             if child.is_dir() and child.name.isdigit() and any((child / n).is_file() for n in _SAVEDMODEL_FILES):
                 return "savedmodel"
+        from .tf1_detect import v1_state_target
+
+        if v1_state_target(p):  # a `checkpoint` state file naming a V1 checkpoint
+            return "checkpoint_v1"
         if (p / "checkpoint").is_file() or any(c.suffix == ".index" for c in p.iterdir()):
             return "checkpoint"
         if (p / "variables").is_dir():
@@ -110,6 +127,11 @@ def detect(path: str | os.PathLike[str]) -> str:
     name = p.name
     if name.endswith(".index") or ".data-" in name:
         return "checkpoint"
+    from .tf1_detect import sniff_tf1
+
+    tf1 = sniff_tf1(p, head)  # V1 checkpoint tables, .meta, frozen GraphDefs (.pb, .pbtxt)
+    if tf1:
+        return tf1
     suffix = p.suffix.lower()
     if suffix == ".tflite":
         return "tflite"

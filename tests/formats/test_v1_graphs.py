@@ -1,0 +1,149 @@
+"""MetaGraphDef ``.meta`` files and frozen GraphDefs read without TensorFlow, against TF's own parse."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import tfmodelkit
+from tests.conftest import FIXTURES, tf_available
+from tfmodelkit.errors import TFModelKitError
+from tfmodelkit.formats.protos import tfmodelkit_pb2 as pb
+from tfmodelkit.formats.tensor_proto import to_array
+
+META = FIXTURES / "checkpoint/v1_saver/model.ckpt.meta"
+CNN_META = FIXTURES / "checkpoint/tf1_cnn/model.ckpt.meta"
+FROZEN = FIXTURES / "graphdef/frozen.pb"
+FROZEN_TEXT = FIXTURES / "graphdef/frozen.pbtxt"
+
+needs_tf = pytest.mark.skipif(not tf_available(), reason="TensorFlow not installed (the convert extra)")
+
+
+def _tf_graph_def(path):
+    import tensorflow as tf
+    from google.protobuf import text_format
+
+    g = tf.compat.v1.GraphDef()
+    if path.suffix == ".pbtxt":
+        text_format.Parse(path.read_text(), g)
+    else:
+        g.ParseFromString(path.read_bytes())
+    return g
+
+
+def _census(graph) -> Counter:
+    c = Counter(n.op for n in graph.node)
+    for f in graph.library.function:
+        c.update(n.op for n in f.node_def)
+    return c
+
+
+@needs_tf
+@pytest.mark.parametrize("path", [FROZEN, FROZEN_TEXT], ids=["binary", "text"])
+def test_frozen_graph_matches_tf(path):
+    import tensorflow as tf
+
+    desc = tfmodelkit.read(path)
+    assert tfmodelkit.detect(path) == "graphdef" and desc.format == "graphdef"
+    graph = _tf_graph_def(path)
+    assert desc.ops == dict(_census(graph))
+    # The tf.cond is there (as If/StatelessIf with its branch functions, or Switch/Merge).
+    assert {"If", "StatelessIf", "Switch"} & set(desc.ops)
+    consts = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in graph.node if n.op == "Const"}
+    assert {w.name for w in desc.weights} == set(consts)
+    for w in desc.weights:
+        np.testing.assert_array_equal(w.read(), consts[w.name], err_msg=w.name)
+    (sig,) = desc.signatures
+    assert [(t.name, t.dtype, t.shape, t.tensor) for t in sig.inputs] == [("x", "float32", (None, 3), "x:0")]
+    assert [t.tensor for t in sig.outputs] == ["y:0"]
+    assert desc.metadata["inputs_with_defaults"] == ["flag"]
+    assert tfmodelkit.check(path).ok
+
+
+@needs_tf
+def test_metagraph_matches_tf():
+    import tensorflow as tf
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    theirs = meta_graph_pb2.MetaGraphDef()
+    theirs.ParseFromString(META.read_bytes())
+    desc = tfmodelkit.read(META)
+    assert desc.format == "metagraph"
+    assert desc.ops == dict(_census(theirs.graph_def))
+    assert (desc.producer.tensorflow or "") == theirs.meta_info_def.tensorflow_version
+    assert sorted(desc.metadata["collections"]) == sorted(theirs.collection_def)
+    assert desc.metadata["saver"]["version"] == "V1"
+    assert desc.metadata["saver"]["restore_op"] == theirs.saver_def.restore_op_name
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.train.import_meta_graph(str(META))
+        declared = {
+            v.op.name: (v.dtype.base_dtype.name, v.shape.as_list()) for v in tf.compat.v1.global_variables()
+        }
+    ours = {v["name"]: (v["dtype"], v["shape"]) for v in desc.metadata["variables"]}
+    assert ours == declared
+    # The checkpoint beside it gives the weights, each naming the graph variables it restores.
+    assert desc.weight("emb").extra["graph_variable"] == "emb/part_0, emb/part_1, emb/part_2"
+    assert desc.weight("dense/kernel").extra["graph_variable"] == "dense/kernel"
+    assert tfmodelkit.check(META).ok
+
+
+def test_serving_export_meta(corpus):
+    desc = tfmodelkit.read(corpus / "savedmodel/tfserving_bad_half_plus_two/00000123/export.meta")
+    assert [w.name for w in desc.weights] == ["Variable", "Variable_1"]
+    assert desc.metadata["saver"]["version"] == "LEGACY"
+    (sig,) = desc.signatures
+    assert [t.tensor for t in sig.inputs] == ["Placeholder:0"]
+
+
+def test_cnn_meta_signature():
+    (sig,) = tfmodelkit.read(CNN_META).signatures
+    assert [(t.tensor, t.shape) for t in sig.inputs] == [("images:0", (None, 8, 8, 1))]
+    assert [t.tensor for t in sig.outputs] == ["probs:0"]
+
+
+@needs_tf
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([1.5, -2.0], np.float16),
+        np.array([[1, -2]], np.int8),
+        np.array([2**40], np.int64),
+        np.array([True, False]),
+        np.array([1 + 2j], np.complex64),
+        np.array([3, 4], np.uint32),
+        np.array([b"a", b""], dtype=object),
+    ],
+    ids=lambda v: str(v.dtype),
+)
+def test_tensor_proto_round_trip(value):
+    import tensorflow as tf
+
+    dtype = (
+        "string" if value.dtype == object else {"float16": "float16"}.get(str(value.dtype), str(value.dtype))
+    )
+    for proto_tf in (
+        tf.make_tensor_proto(value),
+        tf.make_tensor_proto(value.reshape(-1)[:1], shape=value.shape),
+    ):
+        proto = pb.TensorProto()
+        proto.ParseFromString(proto_tf.SerializeToString())
+        np.testing.assert_array_equal(to_array(proto, dtype, value.shape, "t"), tf.make_ndarray(proto_tf))
+
+
+def test_damaged_graphs_fail_in_one_line(tmp_path):
+    for src in (FROZEN, META):
+        data = src.read_bytes()
+        for cut in (1, 7, len(data) // 3, len(data) - 1):
+            bad = tmp_path / f"cut{cut}{src.suffix}"
+            bad.write_bytes(data[:cut])
+            try:
+                desc = tfmodelkit.read(bad)
+                for w in desc.weights:
+                    w.read()
+                tfmodelkit.check(bad)
+            except TFModelKitError as e:
+                assert "\n" not in str(e)

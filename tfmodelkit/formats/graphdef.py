@@ -1,0 +1,245 @@
+"""Frozen GraphDefs: ``graph.pb`` (binary ``GraphDef``) and ``graph.pbtxt`` (text format).
+
+A frozen graph holds its weights as ``Const`` nodes (values in the ``value`` attribute's
+TensorProto, decoded only when asked for) and has no signature: one is inferred, with the
+``Placeholder`` nodes as inputs and the tensors no node consumes as outputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..description import (
+    ROLE_MODEL,
+    ROLE_OTHER,
+    CheckReport,
+    Finding,
+    ModelDescription,
+    Producer,
+    Signature,
+    TensorSpec,
+    Weight,
+)
+from ..dtypes import itemsize, tf_dtype_name
+from ..errors import CorruptFileError, NotFoundError, TFModelKitError, UnsupportedError
+from .tensor_proto import element_count, to_array
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Graph files above this are refused before parsing (protobuf's own limit is 2 GiB).
+MAX_PROTO_BYTES = 2 << 30
+#: Ops whose outputs are not model outputs even when nothing consumes them.
+_NOT_OUTPUTS = frozenset(
+    {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assign", "AssignVariableOp", "SaveV2", "Save",
+     "SaveSlices", "RestoreV2", "Restore", "RestoreSlice", "MergeV2Checkpoints", "VariableV2", "Variable",
+     "VarHandleOp", "VarIsInitializedOp", "ShardedFilename", "StringJoin", "Assert", "ReadVariableOp",
+     "AssignAddVariableOp", "AssignSubVariableOp", "AssignAdd", "AssignSub", "IsVariableInitialized"}
+)  # fmt: skip
+INFERRED_KEY = "serving_default"
+
+
+def parse(path: Path, message: Any, what: str) -> Any:
+    """``message`` parsed from ``path``: text format for ``.pbtxt``, else binary."""
+    from google.protobuf import text_format
+    from google.protobuf.message import DecodeError
+
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_PROTO_BYTES:
+        raise UnsupportedError(f"{path}: {size} bytes is over protobuf's 2 GiB limit")
+    if path.suffix.lower() == ".pbtxt":
+        try:
+            text_format.Parse(
+                path.read_text(errors="replace"),
+                message,
+                allow_unknown_field=True,
+                allow_unknown_extension=True,
+            )
+        except (text_format.ParseError, RecursionError, ValueError) as e:
+            raise CorruptFileError(f"{path}: not a valid text-format {what} ({e})") from None
+        return message
+    try:
+        message.ParseFromString(path.read_bytes())
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise CorruptFileError(f"{path}: not a valid {what} protobuf ({e})") from None
+    return message
+
+
+def load(path: Path) -> Any:
+    from .protos import tfmodelkit_pb2 as pb
+
+    return parse(path, pb.GraphDef(), "GraphDef")
+
+
+def op_census(graph: Any) -> Counter[str]:
+    """``NodeDef.op`` counted over the graph and every function body of its library."""
+    counts: Counter[str] = Counter(node.op for node in graph.node)
+    for fn in graph.library.function:
+        counts.update(node.op for node in fn.node_def)
+    return counts
+
+
+def shape_of(proto: Any) -> tuple[int | None, ...] | None:
+    if proto.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
+
+
+def node_dtype(node: Any) -> str:
+    for key in ("dtype", "T", "out_type", "DstT"):
+        if key in node.attr and node.attr[key].WhichOneof("value") == "type":
+            return tf_dtype_name(node.attr[key].type)
+    return "unknown"
+
+
+def node_shape(node: Any) -> tuple[int | None, ...] | None:
+    if "shape" in node.attr and node.attr["shape"].WhichOneof("value") == "shape":
+        return shape_of(node.attr["shape"].shape)
+    return None
+
+
+def tensor_name(ref: str) -> str:
+    """``name`` / ``name:k`` / ``^name`` -> ``name:k`` (``:0`` by default)."""
+    ref = ref.lstrip("^")
+    return ref if ":" in ref else f"{ref}:0"
+
+
+def inferred_signature(graph: Any) -> Signature:
+    """Placeholders in; tensors of non-bookkeeping nodes that no node consumes out."""
+    consumed: set[str] = set()
+    for node in graph.node:
+        for ref in node.input:
+            if not ref.startswith("^"):
+                consumed.add(tensor_name(ref))
+    inputs = [
+        TensorSpec(n.name, node_dtype(n), node_shape(n), tensor=f"{n.name}:0")
+        for n in graph.node
+        if n.op == "Placeholder"
+    ]
+    outputs = [
+        TensorSpec(n.name, node_dtype(n), None, tensor=f"{n.name}:0")
+        for n in graph.node
+        if n.op not in _NOT_OUTPUTS
+        and f"{n.name}:0" not in consumed
+        and not n.name.startswith(("save/", "init"))
+    ]
+    return Signature(INFERRED_KEY, tuple(inputs), tuple(outputs), method="inferred from the graph")
+
+
+def const_tensor(node: Any) -> Any | None:
+    value = node.attr.get("value") if "value" in node.attr else None
+    if value is None or value.WhichOneof("value") != "tensor":
+        return None
+    return value.tensor
+
+
+def const_weights(graph: Any, where: str) -> tuple[Weight, ...]:
+    """Every ``Const`` node of the graph as a weight; float ones are the model's, the rest
+    (shapes, axes, strings) bookkeeping."""
+    weights = []
+    for node in graph.node:
+        if node.op != "Const":
+            continue
+        tensor = const_tensor(node)
+        if tensor is None:
+            continue
+        dtype = tf_dtype_name(tensor.dtype)
+        shape = shape_of(tensor.tensor_shape)
+        if shape is None or any(d is None for d in shape):
+            continue
+        dims = tuple(int(d) for d in shape if d is not None)
+
+        def loader(
+            t: Any = tensor, d: str = dtype, s: tuple[int, ...] = dims, n: str = node.name
+        ) -> np.ndarray:
+            try:
+                return to_array(t, d, s, f"{where}: {n}")
+            except (ValueError, OverflowError, MemoryError) as e:
+                raise CorruptFileError(f"{where}: {n}: damaged constant ({e})") from None
+
+        size = itemsize(dtype)
+        nbytes = element_count(dims) * size if size else sum(len(v) for v in tensor.string_val)
+        floating = dtype.startswith(("float", "bfloat", "complex"))
+        weights.append(
+            Weight(
+                name=node.name,
+                dtype=dtype,
+                shape=dims,
+                nbytes=nbytes,
+                location=f"Const node {node.name}",
+                role=ROLE_MODEL if floating and dims else ROLE_OTHER,
+                _loader=loader,
+            )
+        )
+    return tuple(weights)
+
+
+def describe_graph(graph: Any, path: str) -> ModelDescription:
+    ops = op_census(graph)
+    producer = {"graph_producer": str(graph.versions.producer)} if graph.HasField("versions") else {}
+    defaults = [n.name for n in graph.node if n.op == "PlaceholderWithDefault"]
+    metadata: dict[str, Any] = {
+        "nodes": len(graph.node),
+        "functions": len(graph.library.function),
+        "signature": "inferred: Placeholder nodes in, unconsumed tensors out",
+    }
+    if defaults:
+        metadata["inputs_with_defaults"] = defaults
+    variables = [n.name for n in graph.node if n.op in ("VariableV2", "Variable", "VarHandleOp")]
+    warnings = []
+    if variables:
+        warnings.append(
+            f"{len(variables)} variable node(s) remain (not a frozen graph): their values are not here"
+        )
+    return ModelDescription(
+        format="graphdef",
+        path=path,
+        producer=Producer(other=producer),
+        signatures=(inferred_signature(graph),),
+        weights=const_weights(graph, path),
+        ops=dict(sorted(ops.items())),
+        metadata=metadata,
+        warnings=tuple(warnings),
+    )
+
+
+def read(path: Path, **options: Any) -> ModelDescription:
+    graph = load(Path(path))
+    try:
+        return describe_graph(graph, str(path))
+    except (ValueError, KeyError, IndexError, OverflowError) as e:
+        raise CorruptFileError(f"{path}: damaged GraphDef ({type(e).__name__}: {e})") from None
+
+
+def graph_findings(graph: Any, where: str) -> tuple[list[Finding], int]:
+    """Dangling input references and constants whose values do not decode; (findings, consts)."""
+    findings = []
+    names = {n.name for n in graph.node}
+    for node in graph.node:
+        for ref in node.input:
+            src = ref.lstrip("^").split(":")[0]
+            if src not in names:
+                findings.append(Finding("error", node.name, f"input {ref!r} names no node of the graph"))
+    weights = const_weights(graph, where)
+    for w in weights:
+        try:
+            w.read()
+        except TFModelKitError as e:
+            findings.append(Finding("error", w.name, str(e)))
+    return findings, len(weights)
+
+
+def check(path: Path, **options: Any) -> CheckReport:
+    """The graph parses, every input names a node, every constant's value decodes."""
+    try:
+        graph = load(Path(path))
+    except TFModelKitError as e:
+        return CheckReport(str(path), "graphdef", {}, (Finding("error", "graph", str(e)),))
+    findings, consts = graph_findings(graph, str(path))
+    return CheckReport(
+        str(path), "graphdef", {"nodes": len(graph.node), "constants": consts}, tuple(findings)
+    )

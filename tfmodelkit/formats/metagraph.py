@@ -1,0 +1,233 @@
+"""MetaGraphDef ``.meta`` files (``Saver.save`` writes ``P.meta`` beside checkpoint ``P``).
+
+Summary (TF version, tags, collections, saver def, asset files), signatures (``signature_def``
+when present, else inferred from the graph as for a frozen GraphDef), op census, and the
+variables the graph declares (its ``variables`` collection of ``VariableDef``, else its
+variable nodes). When the checkpoint ``P`` sits beside ``P.meta``, its tensors are the weights,
+each naming the graph variable it restores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..description import CheckReport, Finding, ModelDescription, Producer, Signature, TensorSpec, Weight
+from ..dtypes import tf_dtype_name
+from ..errors import CorruptFileError, TFModelKitError
+from . import graphdef
+from .checkpoint_v1 import is_v1_file
+
+_VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
+_SAVER_VERSIONS = {0: "LEGACY", 1: "V1", 2: "V2"}
+
+
+def load(path: Path) -> Any:
+    from .protos import tfmodelkit_pb2 as pb
+
+    return graphdef.parse(path, pb.MetaGraphDef(), "MetaGraphDef")
+
+
+def collections(path: Path) -> dict[str, Any]:
+    """The collections with their contents (a binary ``.meta`` only; text ones are not parsed again)."""
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    if path.suffix.lower() == ".pbtxt":
+        return {}
+    msg = pb.MetaGraphCollections()
+    try:
+        msg.ParseFromString(path.read_bytes())
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise CorruptFileError(f"{path}: damaged collections ({e})") from None
+    return dict(msg.collection_def)
+
+
+def _collection_summary(contents: Any) -> dict[str, Any]:
+    kind = contents.WhichOneof("kind")
+    if kind is None:
+        return {"kind": "empty", "count": 0}
+    values = getattr(contents, kind).value
+    out: dict[str, Any] = {"kind": kind, "count": len(values)}
+    if kind == "node_list":
+        out["values"] = list(values)[:20]
+    return out
+
+
+def graph_variables(meta: Any, colls: dict[str, Any]) -> list[dict[str, Any]]:
+    """The variables the graph declares: name, dtype, shape, trainable, checkpoint key."""
+    from .protos import tfmodelkit_pb2 as pb
+
+    nodes = {n.name: n for n in meta.graph_def.node}
+    trainable: set[str] = set()
+    if "trainable_variables" in colls and colls["trainable_variables"].WhichOneof("kind") == "bytes_list":
+        for raw in colls["trainable_variables"].bytes_list.value:
+            v = pb.VariableDef()
+            v.ParseFromString(raw)
+            trainable.add(v.variable_name)
+    found = []
+    seen = set()
+    for key in ("variables", "local_variables", "model_variables"):
+        contents = colls.get(key)
+        if contents is None or contents.WhichOneof("kind") != "bytes_list":
+            continue
+        for raw in contents.bytes_list.value:
+            v = pb.VariableDef()
+            v.ParseFromString(raw)
+            op = v.variable_name.split(":")[0]
+            if op in seen:
+                continue
+            seen.add(op)
+            node = nodes.get(op)
+            info = v.save_slice_info_def
+            entry: dict[str, Any] = {
+                "name": op,
+                "dtype": graphdef.node_dtype(node) if node is not None else "unknown",
+                "shape": list(graphdef.node_shape(node) or ()) if node is not None else None,
+                "trainable": v.variable_name in trainable or v.trainable,
+                "collection": key,
+                "checkpoint_key": info.full_name or op,
+            }
+            if info.full_name:
+                entry["slice"] = {"full_shape": list(info.full_shape), "offset": list(info.var_offset)}
+            found.append(entry)
+    for node in meta.graph_def.node:  # graphs saved without collections still have the nodes
+        if node.op in _VARIABLE_OPS and node.name not in seen:
+            shape = graphdef.node_shape(node)
+            found.append(
+                {"name": node.name, "dtype": graphdef.node_dtype(node), "shape": list(shape or ()),
+                 "trainable": None, "collection": None, "checkpoint_key": node.name}
+            )  # fmt: skip
+    return found
+
+
+def _signatures(meta: Any) -> tuple[Signature, ...]:
+    tags = tuple(meta.meta_info_def.tags)
+    if not meta.signature_def:
+        return (graphdef.inferred_signature(meta.graph_def),)
+    out = []
+    for key in sorted(meta.signature_def):
+        sd = meta.signature_def[key]
+
+        def spec(k: str, info: Any) -> TensorSpec:
+            return TensorSpec(
+                k, tf_dtype_name(info.dtype), graphdef.shape_of(info.tensor_shape), tensor=info.name or None
+            )
+
+        out.append(
+            Signature(
+                key,
+                tuple(spec(k, sd.inputs[k]) for k in sorted(sd.inputs)),
+                tuple(spec(k, sd.outputs[k]) for k in sorted(sd.outputs)),
+                tags=tags,
+                method=sd.method_name or None,
+                hidden=key == "__saved_model_init_op",
+            )
+        )
+    return tuple(out)
+
+
+def checkpoint_beside(path: Path) -> Path | None:
+    """The checkpoint ``P`` of ``P.meta``, when its files are there."""
+    if path.suffix != ".meta":
+        return None
+    prefix = path.with_suffix("")
+    if Path(str(prefix) + ".index").is_file() or is_v1_file(prefix):
+        return prefix
+    return None
+
+
+def _weights(prefix: Path | None, variables: list[dict[str, Any]], warnings: list[str]) -> tuple[Weight, ...]:
+    if prefix is None:
+        return ()
+    from . import read as read_any
+
+    try:
+        desc = read_any(prefix)
+    except TFModelKitError as e:
+        warnings.append(f"the checkpoint beside it cannot be read: {e}")
+        return ()
+    feeds: dict[str, list[str]] = {}
+    for v in variables:
+        feeds.setdefault(v["checkpoint_key"], []).append(v["name"])
+    out = [
+        replace(w, extra={**w.extra, "graph_variable": ", ".join(feeds.get(w.name, [])) or None})
+        for w in desc.weights
+    ]
+    unfed = sorted(set(feeds) - {w.name for w in desc.weights})
+    if unfed:
+        warnings.append(f"graph variables with no tensor in the checkpoint: {', '.join(unfed[:10])}")
+    return tuple(out)
+
+
+def describe(meta: Any, path: Path) -> ModelDescription:
+    colls = collections(path)
+    info = meta.meta_info_def
+    variables = graph_variables(meta, colls)
+    warnings: list[str] = []
+    prefix = checkpoint_beside(path)
+    saver = meta.saver_def
+    metadata: dict[str, Any] = {
+        "tags": list(info.tags),
+        "meta_graph_version": info.meta_graph_version or None,
+        "collections": {k: _collection_summary(colls[k]) for k in sorted(colls)}
+        or sorted(meta.collection_def),
+        "saver": {
+            "version": _SAVER_VERSIONS.get(saver.version, str(saver.version)),
+            "filename_tensor": saver.filename_tensor_name or None,
+            "save_tensor": saver.save_tensor_name or None,
+            "restore_op": saver.restore_op_name or None,
+            "sharded": saver.sharded,
+            "max_to_keep": saver.max_to_keep,
+        }
+        if meta.HasField("saver_def")
+        else None,
+        "variables": variables,
+        "nodes": len(meta.graph_def.node),
+        "functions": len(meta.graph_def.library.function),
+        "checkpoint": str(prefix) if prefix else None,
+    }
+    return ModelDescription(
+        format="metagraph",
+        path=str(path),
+        producer=Producer(
+            tensorflow=info.tensorflow_version or None,
+            other={"tensorflow_git_version": info.tensorflow_git_version}
+            if info.tensorflow_git_version
+            else {},
+        ),
+        signatures=_signatures(meta),
+        weights=_weights(prefix, variables, warnings),
+        ops=dict(sorted(graphdef.op_census(meta.graph_def).items())),
+        metadata=metadata,
+        warnings=tuple(warnings),
+    )
+
+
+def read(path: Path, **options: Any) -> ModelDescription:
+    from google.protobuf.message import DecodeError
+
+    meta = load(Path(path))
+    try:
+        return describe(meta, Path(path))
+    except (ValueError, KeyError, IndexError, OverflowError, DecodeError) as e:
+        raise CorruptFileError(f"{path}: damaged MetaGraphDef ({type(e).__name__}: {e})") from None
+
+
+def check(path: Path, **options: Any) -> CheckReport:
+    """The MetaGraphDef parses, its graph's inputs resolve and constants decode, its collections parse."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        meta = load(Path(path))
+        colls = collections(Path(path))
+        graph_variables(meta, colls)
+    except TFModelKitError as e:
+        return CheckReport(str(path), "metagraph", {}, (Finding("error", "meta graph", str(e)),))
+    except (ValueError, KeyError, IndexError, DecodeError) as e:
+        return CheckReport(str(path), "metagraph", {}, (Finding("error", "collections", f"damaged ({e})"),))
+    findings, consts = graphdef.graph_findings(meta.graph_def, str(path))
+    checked = {"nodes": len(meta.graph_def.node), "constants": consts, "collections": len(colls)}
+    return CheckReport(str(path), "metagraph", checked, tuple(findings))
