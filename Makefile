@@ -12,8 +12,12 @@ venv: $(STAMP)
 
 # tf_keras declares a dependency on the `tensorflow` distribution; beside tensorflow-cpu it
 # goes in with --no-deps, or pip would fetch a second full copy of TensorFlow.
-$(STAMP): pyproject.toml
+# TF.js (modelconv to-tfjs verifies in it): the pure-JavaScript @tensorflow/tfjs, pinned by
+# tfjs/package-lock.json, installed into tfjs/node_modules; needs Node.js 20+ and npm.
+$(STAMP): pyproject.toml tfjs/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	command -v npm >/dev/null || { echo "make: npm not found: install Node.js 20+ and npm (e.g. apt-get install nodejs npm) for TF.js"; exit 1; }
+	npm ci --prefix tfjs --no-audit --no-fund --loglevel=error
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[convert,dev]'
 	$(PY) -m pip install --quiet --no-deps 'tf_keras==2.21.*'

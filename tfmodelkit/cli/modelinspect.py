@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tfmodelkit.inspect.views import Inspection
 
 PROG = "modelinspect"
-FORMATS_HELP = "checkpoint, savedmodel, keras_h5, keras_zip, tflite (also: ckpt, h5, keras)"
+FORMATS_HELP = "checkpoint, savedmodel, keras_h5, keras_zip, tflite, tfjs (also: ckpt, h5, keras)"
 OUTPUT_HELP = f"""output:
   results go to stdout; progress bars, notes and the file's warnings to stderr (-q silences them).
   {WIDTH_HELP}."""

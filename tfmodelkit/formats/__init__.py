@@ -30,6 +30,7 @@ _MODULES = {
     "checkpoint_v1": "tfmodelkit.formats.checkpoint_v1",
     "metagraph": "tfmodelkit.formats.metagraph",
     "graphdef": "tfmodelkit.formats.graphdef",
+    "tfjs": "tfmodelkit.formats.tfjs",
 }
 
 #: Accepted spellings for ``--as``.
@@ -50,6 +51,8 @@ ALIASES = {
     "meta": "metagraph",
     "graphdef": "graphdef",
     "pb": "graphdef",
+    "tfjs": "tfjs",
+    "tensorflowjs": "tfjs",
 }
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -85,6 +88,12 @@ def _is_checkpoint_prefix(path: Path) -> bool:
     return Path(str(path) + ".index").is_file()
 
 
+def _is_tfjs_json(path: Path) -> bool:
+    from .tfjs import looks_like_tfjs
+
+    return looks_like_tfjs(path)
+
+
 def detect(path: str | os.PathLike[str]) -> str:
     """The format of ``path``: sniffed from magic bytes first, then names and layout."""
     p = Path(path)
@@ -109,6 +118,8 @@ def detect(path: str | os.PathLike[str]) -> str:
             return "checkpoint_v1"
         if (p / "checkpoint").is_file() or any(c.suffix == ".index" for c in p.iterdir()):
             return "checkpoint"
+        if (p / "model.json").is_file():  # TF.js: model.json + weight shards
+            return "tfjs"
         if (p / "variables").is_dir():
             raise FormatError(f"{p}: has variables/ but no saved_model.pb: not a complete SavedModel")
         raise FormatError(
@@ -139,6 +150,8 @@ def detect(path: str | os.PathLike[str]) -> str:
         return "keras_h5"
     if suffix == ".keras":
         return "keras_zip"
+    if suffix == ".json" and _is_tfjs_json(p):
+        return "tfjs"
     if name == "checkpoint":
         return "checkpoint"
     if suffix == ".pb":

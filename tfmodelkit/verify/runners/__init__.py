@@ -17,6 +17,7 @@ from .base import BaseRunner, QuantParams, Runner, spec_dict
 from .checkpoint import CheckpointRunner
 from .keras import KerasRunner
 from .savedmodel import SavedModelRunner
+from .tfjs import TFJSRunner
 from .tflite import TFLiteRunner
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "QuantParams",
     "Runner",
     "SavedModelRunner",
+    "TFJSRunner",
     "TFLiteRunner",
     "runner_for",
     "spec_dict",
@@ -37,6 +39,7 @@ _OPTIONS = {
     "keras_h5": ("safe_mode", "loader"),
     "keras_zip": ("safe_mode", "loader"),
     "tflite": ("signature", "quantize_inputs", "dequantize_outputs", "num_threads"),
+    "tfjs": (),
 }
 
 
@@ -67,4 +70,6 @@ def runner_for(path: str | os.PathLike[str], format: str | None = None, **option
         return SavedModelRunner(path, **given)
     if fmt in ("keras_h5", "keras_zip"):
         return KerasRunner(path, **given)
+    if fmt == "tfjs":
+        return TFJSRunner(path)
     return TFLiteRunner(path, **given)
