@@ -33,8 +33,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
     actions = [a for a in parser._actions if a.dest == "command"]  # noqa: SLF001
-    assert sorted(actions[0].choices) == sorted(SUBCOMMANDS)
-    for command in SUBCOMMANDS:
+    assert set(SUBCOMMANDS) <= set(actions[0].choices)
+    for command in actions[0].choices:
         with pytest.raises(SystemExit) as e:
             main([command, "--help"])
         assert e.value.code == 0
@@ -84,5 +84,5 @@ def test_verify_of_a_tflite_pair_passes_without_tensorflow():
     model = str(FIXTURES / "tflite/two_io_float32.tflite")
     p = run("verify", model, model, "-q")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == f"PASS: 2 outputs of {model} match {model}"
+    assert p.stdout.strip() == f"PASS: 2 outputs of {model} match {model} on 32 generated samples"
     assert p.stderr.strip().splitlines()[-1] == "imported: -"

@@ -151,7 +151,7 @@ def test_verify_catches_a_different_model():
     (y,) = report.outputs
     assert not report.ok and y.failing == y.size
     assert y.min_atol == pytest.approx(1.0, rel=1e-4)  # y = 0.5x + 2 vs 0.5x + 3
-    with pytest.raises(CheckFailed, match="y: 2 of 2"):
+    with pytest.raises(CheckFailed, match="y: 32 of 32"):
         report.raise_if_failed()
 
 

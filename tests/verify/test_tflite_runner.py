@@ -134,11 +134,18 @@ def test_verify_int8_against_float16_needs_quantized_tolerance():
     assert not strict.ok
     assert any("quantized_steps" in n for n in strict.notes)
     assert any("dequantized from int8" in n for n in strict.notes)
-    loose = compare_runners(ref, cand, quantized_steps=4)
+    # Two samples in [-1, 1) pass at 4 output steps...
+    loose = compare_runners(ref, cand, quantized_steps=4, samples=2, ranges={"x": (-1.0, 1.0)})
     (o,) = loose.outputs
     assert loose.ok and o.atol == pytest.approx(4 * 0.006041289772838354)
     assert loose.context["candidate"]["dequantized_outputs"]["output_0"]["dtype"] == "int8"
     assert set(loose.arrays) == {"inputs", "expected", "actual"}
+    # ...but the default 32 samples over the range the int8 input declares do not: a pass on two
+    # samples said little about this model.
+    honest = compare_runners(ref, cand, quantized_steps=4)
+    assert not honest.ok and honest.context["samples"] == 32
+    assert "int8 quantization covers" in honest.context["inputs"]["x"]["chosen"]
+    assert honest.context["inputs"]["x"]["min"] < -1.5 and honest.context["inputs"]["x"]["max"] > 1.5
 
 
 def test_runner_for_picks_tflite_and_refuses_foreign_options():

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from .common import EXIT_CODES_HELP, atomic_write, run
+from .common import EXIT_CODES_HELP, TIMEOUT_HELP, atomic_write, run, seconds, with_timeout
 
 PROG = "modelconv"
 
@@ -31,12 +31,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     v.add_argument("--no-verify", action="store_true", help="skip the numerical verification")
     v.add_argument("--inputs", metavar="X.npz", help="verify on these inputs instead of generated ones")
     v.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
-    v.add_argument("--batch", type=int, default=2, help="batch size of the generated inputs (default 2)")
+    v.add_argument("--samples", type=int, metavar="N", help="how many generated samples to verify on (default 32; all of --inputs when given)")
+    v.add_argument("--batch", type=int, metavar="N", help="samples per run where the batch is dynamic (default: all at once; a fixed batch runs as often as it takes)")
+    v.add_argument("--input-range", action="append", default=[], metavar="NAME=LO,HI", help="range of a generated input (default: what the model declares, else -1,1 for floats)")
     v.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic, 4 output steps int8)")
     v.add_argument("--rtol", type=float, help="relative tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic)")
     s = p.add_argument_group("safety")
     s.add_argument("--unsafe", action="store_true", help="allow Python code stored in the model (Lambda layers) and SavedModels with safety errors (file, network or Python ops; see modelinspect check --target safety) to run; only for files you trust")
     s.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module (its `custom_objects` dict or public classes)")
+    s.add_argument("--timeout", type=seconds, metavar="SECONDS", help=TIMEOUT_HELP)
 
 
 def _keras_options(p: argparse.ArgumentParser) -> None:
@@ -53,6 +56,10 @@ def _ckpt_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--root-key", metavar="KEY", help="the checkpoint's root object holding the model (found from the object graph by default)")
     p.add_argument("--input-spec", action="append", default=[], metavar="NAME:DTYPE:DIMS", help="a model input, e.g. image:float32:-1,28,28,1 (-1 = dynamic); repeat for several")
     p.add_argument("--allow-partial", action="store_true", help="proceed when some model variables found no value or checkpoint values went unused")
+
+
+def _keras_backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keras-backend", default="tensorflow", metavar="NAMES", help="verify the .keras under these Keras backends, comma-separated: tensorflow, jax (default tensorflow)")
 
 
 def _tflite_options(p: argparse.ArgumentParser) -> None:
@@ -100,12 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     _tflite_options(p)
     _common(p)
 
-    p = sub.add_parser("convert", help="any supported route, picked from the source format and the destination (.tflite or a folder)")
+    p = sub.add_parser("to-keras", help="any Keras .h5 (Keras 1/2/3) or .keras to a native Keras 3 .keras (or .weights.h5) that plain keras.saving.load_model reads")
+    p.add_argument("src", help="the .h5 or .keras file")
+    p.add_argument("dst", help="the .keras file to write (or a .weights.h5 for the weights only)")
+    _keras_options(p)
+    _keras_backend_option(p)
+    _common(p)
+
+    p = sub.add_parser("convert", help="any supported route, picked from the source format and the destination (.tflite, .keras, .weights.h5 or a folder)")
     p.add_argument("src", help="a .h5, .keras, SavedModel or checkpoint")
-    p.add_argument("dst", help="a .tflite file or a SavedModel folder")
+    p.add_argument("dst", help="a .tflite file, a .keras or .weights.h5 file, or a SavedModel folder")
     _ckpt_options(p)
     _tflite_options(p)
     _batch_option(p)
+    _keras_backend_option(p)
     _common(p)
     p = sub.add_parser("verify", help="run two artifacts (or one and golden outputs) on the same inputs and compare every output")
     p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel, .tflite, or a checkpoint with --model/--architecture")
@@ -115,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
     p.add_argument("--inputs", metavar="X.npz", help="inputs to feed (default: generated from A's signature)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
-    p.add_argument("--batch", type=int, default=2, help="batch size for dynamic batch dims (default 2)")
+    p.add_argument("--samples", type=int, metavar="N", help="how many generated samples to run (default 32; all of --inputs when given)")
+    p.add_argument("--batch", type=int, metavar="N", help="samples per run where the batch is dynamic (default: all at once; a fixed batch runs as often as it takes)")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS", help="full shape of an input with dynamic dims, e.g. image=1,224,224,3")
-    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LO,HI", help="range of a generated float input (default -1,1)")
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LO,HI", help="range of a generated input (default: what the model declares: ids below an Embedding's input_dim, a Rescaling's or a quantized input's range; else -1,1 for floats)")
     p.add_argument("--atol", action="append", default=[], metavar="[OUTPUT=]TOL", help="absolute tolerance, default 1e-5 (4 output steps for dequantized int8 outputs); OUTPUT=TOL for one output")
     p.add_argument("--rtol", action="append", default=[], metavar="[OUTPUT=]TOL", help="relative tolerance, default 1e-5; OUTPUT=TOL for one output")
     p.add_argument("--save-inputs", metavar="X.npz", help="write the inputs used, to replay the run")
@@ -125,10 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE.json", help="write every figure as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
+    p.add_argument("--timeout", type=seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     c = p.add_argument_group("a checkpoint on either side (as in ckpt-to-savedmodel)")
     _ckpt_options(c)
     c.add_argument("--custom-objects", metavar="MODULE", help="import custom Keras classes from this module")
+    from .modelconv_run import add_parser as add_run_parser
+
+    add_run_parser(sub)
     return parser
 
 
@@ -152,7 +172,7 @@ def _verify(args: argparse.Namespace) -> int:
     rtol, per_rtol = parse_tolerances(args.rtol, "--rtol")
     report = verify_models(
         args.a, args.b, signature=args.signature, signature_b=args.signature_b, tags=args.tag_set,
-        inputs=args.inputs, seed=args.seed, batch=args.batch, shapes=parse_shapes(args.shape),
+        inputs=args.inputs, seed=args.seed, samples=args.samples, batch=args.batch, shapes=parse_shapes(args.shape),
         ranges=parse_ranges(args.input_range), atol=atol, rtol=rtol, per_output_atol=per_atol,
         per_output_rtol=per_rtol, unsafe=args.unsafe,
         checkpoint={
@@ -177,9 +197,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _verify_options(args: argparse.Namespace) -> Any:
     from tfmodelkit.convert.base import VerifyOptions
+    from tfmodelkit.verify.gate import parse_ranges
 
     return VerifyOptions(
-        enabled=not args.no_verify, inputs=args.inputs, seed=args.seed, batch=args.batch, atol=args.atol, rtol=args.rtol
+        enabled=not args.no_verify, inputs=args.inputs, seed=args.seed, samples=args.samples, batch=args.batch,
+        ranges=parse_ranges(args.input_range) or None, atol=args.atol, rtol=args.rtol,
     )
 
 
@@ -217,6 +239,10 @@ def _ckpt_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _keras_backends(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(b.strip() for b in args.keras_backend.split(",") if b.strip())
+
+
 def _convert(args: argparse.Namespace) -> Any:
     if args.command in ("h5-to-savedmodel", "keras-to-savedmodel"):
         from tfmodelkit.convert.keras_to_savedmodel import keras_to_savedmodel
@@ -230,6 +256,13 @@ def _convert(args: argparse.Namespace) -> Any:
         from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
 
         return ckpt_to_savedmodel(args.src, args.dst, **_ckpt_kwargs(args), **_common_kwargs(args))
+    if args.command == "to-keras":
+        from tfmodelkit.convert.to_keras import to_keras
+
+        return to_keras(
+            args.src, args.dst, architecture=args.architecture, unsafe=args.unsafe, custom_objects=args.custom_objects,
+            keras_backends=_keras_backends(args), **_common_kwargs(args),
+        )  # fmt: skip
     if args.command == "savedmodel-to-tflite":
         from tfmodelkit.convert.savedmodel_to_tflite import savedmodel_to_tflite
 
@@ -241,7 +274,7 @@ def _convert(args: argparse.Namespace) -> Any:
 
     return convert(
         args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), batch_size=args.batch_size,
-        **_common_kwargs(args),
+        keras_backends=_keras_backends(args), **_common_kwargs(args),
     )  # fmt: skip
 
 
@@ -271,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.command == "verify":
-        return run(PROG, lambda: _verify(args))
-    return run(PROG, lambda: _run(args))
+        return run(PROG, with_timeout(args.timeout, lambda: _verify(args)))
+    if args.command == "run":
+        from .modelconv_run import command as run_command
+
+        return run(PROG, with_timeout(args.timeout, lambda: run_command(args, _say)))
+    return run(PROG, with_timeout(args.timeout, lambda: _run(args)))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ class VerifyOptions:
     enabled: bool = True
     inputs: str | None = None  # an .npz of inputs
     seed: int = 0
-    batch: int = 2
+    samples: int | None = None  # None: verify.inputs.DEFAULT_SAMPLES
+    batch: int | None = None  # samples per run where the batch is dynamic (None: all at once)
+    ranges: dict[str, tuple[float, float]] | None = None  # --input-range
     atol: float | None = None  # None: the route's default
     rtol: float | None = None
 
@@ -191,7 +193,8 @@ def run_verification(
     feed = load_inputs(options.inputs, reference.inputs) if options.inputs else None
     with progress.stage("verify", f"{label}: running both on the same inputs"):
         result = compare_runners(
-            reference, candidate, feed=feed, seed=options.seed, batch=options.batch,
+            reference, candidate, feed=feed, seed=options.seed, samples=options.samples, batch=options.batch,
+            ranges=options.ranges,
             atol=atol, rtol=rtol, quantized_steps=steps,
         )  # fmt: skip
     entry = result.as_dict()

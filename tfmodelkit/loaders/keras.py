@@ -35,6 +35,8 @@ class LoadedKeras:
     format: str
     safe_mode: bool = True
     notes: list[str] = field(default_factory=list)
+    #: The model config the model was built from (parsed JSON), when the file or architecture had one.
+    config: Any = None
 
 
 @dataclass(frozen=True)
@@ -51,35 +53,11 @@ class KerasIO:
 
 def read_model_config(path: Path, fmt: str) -> Any | None:
     """The parsed model config of a ``.h5`` (``model_config`` attribute) or ``.keras`` file
-    (``config.json``); None for weights-only files."""
-    if fmt == "keras_zip":
-        import zipfile
+    (``config.json``); None for weights-only files. Read by formats/ (HDF5 in its guarded
+    child), so a damaged or mislabelled file is refused as ``modelinspect`` refuses it."""
+    from ..formats import keras_model_config
 
-        try:
-            with zipfile.ZipFile(path) as z:
-                if "config.json" not in z.namelist():
-                    return None
-                return json.loads(z.read("config.json"))
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise UserError(f"{path}: not a readable .keras archive ({first_line(e)})") from None
-    import h5py
-    import numpy as np
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-    except OSError as e:
-        raise UserError(f"{path}: cannot open as HDF5 ({first_line(e)})") from None
-    if raw is None:
-        return None
-    if isinstance(raw, np.ndarray):
-        raw = raw.tobytes() if raw.dtype.kind in "SV" else raw.item()
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise UserError(f"{path}: its model_config is not valid JSON ({e})") from None
+    return keras_model_config(path, format=fmt)
 
 
 def architecture_config(architecture: str | Path) -> dict[str, Any]:
@@ -106,7 +84,9 @@ def architecture_config(architecture: str | Path) -> dict[str, Any]:
     return config
 
 
-def refuse_code(config: Any, where: object, *, unsafe: bool, doing: str = "refusing to load") -> list[str]:
+def refuse_code(
+    config: Any, where: object, *, unsafe: bool, doing: str = "refusing to load", how: str = "--unsafe"
+) -> list[str]:
     """The layers of ``config`` holding code, as "name (Class)"; raises unless ``unsafe`` when there
     are any (``modelinspect check --target safety`` names each layer's field)."""
     sites = list(dict.fromkeys(f"{s.layer} ({s.class_name})" for s in code_sites(config)))
@@ -114,7 +94,7 @@ def refuse_code(config: Any, where: object, *, unsafe: bool, doing: str = "refus
         verb = "carries" if len(sites) == 1 else "carry"
         raise UserError(
             f"{where}: {doing}: {', '.join(sites[:5])} {verb} Python code that loading would execute; "
-            "pass --unsafe only if you trust this file"
+            f"pass {how} only if you trust this file"
         )
     return sites
 
@@ -184,8 +164,8 @@ def load_keras_file(
             "into the model that wrote them: give that model's architecture with --architecture "
             "(arch.json, a model .h5 or a .keras)"
         )
-    sites = refuse_code(config, path, unsafe=not safe_mode)
-    loaded = LoadedKeras(None, "", fmt, bool(safe_mode))
+    sites = refuse_code(config, path, unsafe=not safe_mode, how="safe_mode=False (--unsafe)")
+    loaded = LoadedKeras(None, "", fmt, bool(safe_mode), config=config)
     if sites:
         loaded.notes.append(f"loaded with safe mode off; Python code in {', '.join(sites[:5])} was executed")
     custom = dict(custom_objects or {})
@@ -315,7 +295,8 @@ def load_weights_into_architecture(
             # Keras 1 weights-only file + its architecture: rebuilt and loaded by layer on tf_keras.
             source: Any = architecture if Path(architecture).suffix.lower() == ".json" else architecture_config(architecture)
             legacy = load_legacy_model(src, unsafe=unsafe, architecture=source)
-            return LoadedKeras(legacy.model, legacy.loader, fmt, not unsafe, [*notes, *legacy.notes])
+            config = source if isinstance(source, dict) else architecture_config(architecture)
+            return LoadedKeras(legacy.model, legacy.loader, fmt, not unsafe, [*notes, *legacy.notes], config)
     config = architecture_config(architecture)
     errors = []
     for loader, model, error in architecture_models(config, unsafe=unsafe, custom_objects=custom_objects, where=architecture):
@@ -328,7 +309,7 @@ def load_weights_into_architecture(
         except Exception as e:
             errors.append(f"{loader}: {first_line(e, 200, with_type=True)}")
             continue
-        return LoadedKeras(model, loader, fmt, not unsafe, notes)
+        return LoadedKeras(model, loader, fmt, not unsafe, notes, config)
     raise UserError(f"{src}: cannot load these weights into the architecture ({'; '.join(errors)})")
 
 

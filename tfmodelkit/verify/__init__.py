@@ -27,12 +27,15 @@ from .compare import (
 )
 from .core import InputMatch, compare_runners, match_inputs, quantized_tolerances
 from .gate import save_run, verify_models
+from .hints import InputHint
 from .html import render_html, write_html
 from .inputs import (
     DEFAULT_BATCH,
     DEFAULT_DIM,
     DEFAULT_FLOAT_RANGE,
     DEFAULT_INT_RANGE,
+    DEFAULT_SAMPLES,
+    feed_summary,
     generate_inputs,
     load_inputs,
     resolve_shape,
@@ -57,8 +60,10 @@ __all__ = [
     "DEFAULT_FLOAT_RANGE",
     "DEFAULT_INT_RANGE",
     "DEFAULT_RTOL",
+    "DEFAULT_SAMPLES",
     "BaseRunner",
     "ErrorHistogram",
+    "InputHint",
     "InputMatch",
     "QUANTIZED_STEPS",
     "ROUTE_TOLERANCES",
@@ -74,6 +79,7 @@ __all__ = [
     "compare_runners",
     "format_histogram",
     "format_report",
+    "feed_summary",
     "generate_inputs",
     "histogram",
     "load_inputs",

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..options import checked_options
 from .compare import VerificationReport, compare
 from .core import compare_runners
-from .inputs import load_inputs, save_arrays
+from .inputs import feed_summary, load_inputs, save_arrays
 from .runners import runner_for
 from .tolerances import route_tolerances
 
@@ -88,7 +88,8 @@ def verify_models(
     tags: str | None = None,
     inputs: str | None = None,
     seed: int = 0,
-    batch: int = 2,
+    samples: int | None = None,
+    batch: int | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     atol: float | None = None,
@@ -156,20 +157,27 @@ def verify_models(
         report = dataclasses.replace(
             report,
             context={"reference": {"backend": "golden outputs", "path": str(b)}, "candidate": ref.describe(),
-                     "inputs_source": str(inputs), "seed": None,
-                     "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feed.items()}},
+                     "inputs_source": "given", "inputs_file": str(inputs), "seed": None,
+                     "inputs": feed_summary(feed, {k: f"given ({inputs})" for k in feed}),
+                     "samples": _samples(feed), "runs": 1},
             arrays={"inputs": dict(feed), "expected": expected, "actual": actual},
         )  # fmt: skip
     else:
         cand = runner(b, signature_b or signature)
         report = compare_runners(
-            ref, cand, feed=feed, seed=seed, batch=batch, shapes=shapes, ranges=ranges,
+            ref, cand, feed=feed, seed=seed, samples=samples, batch=batch, shapes=shapes, ranges=ranges,
             atol=atol_v, rtol=rtol_v, per_output=per_output,
             quantized_steps=steps if getattr(cand, "dequantized_outputs", None) else None,
         )  # fmt: skip
         if inputs:
-            report = dataclasses.replace(report, context={**report.context, "inputs_source": str(inputs)})
+            report = dataclasses.replace(report, context={**report.context, "inputs_file": str(inputs)})
     return report
+
+
+def _samples(feed: Mapping[str, Any]) -> int:
+    import numpy as np
+
+    return int(np.shape(next(iter(feed.values())))[0]) if feed and np.ndim(next(iter(feed.values()))) else 1
 
 
 def save_run(report: VerificationReport, *, inputs: str | None = None, outputs: str | None = None) -> None:

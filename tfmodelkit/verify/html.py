@@ -171,12 +171,18 @@ def _inputs_section(report: VerificationReport) -> str:
     source = ctx.get("inputs_source")
     seed = ctx.get("seed")
     specs = ctx.get("inputs")
+    samples = ctx.get("samples")
+    count = f"{samples} samples, " if samples else ""
     if source == "generated":
-        how = f"generated from the reference's signature with seed <code>{esc(seed)}</code>"
+        how = f"{count}generated from the reference's signature with seed <code>{esc(seed)}</code>"
+    elif ctx.get("inputs_file"):
+        how = f"{count}read from <code>{esc(ctx['inputs_file'])}</code>"
     elif source == "given":
-        how = "given by the caller"
+        how = f"{count}given by the caller"
+    elif source == "calibration":
+        how = f"{count}held-out samples of the calibration data"
     elif source:
-        how = f"read from <code>{esc(source)}</code>"
+        how = f"{count}read from <code>{esc(source)}</code>"
     else:
         how = "not recorded"
     matched = ctx.get("inputs_matched_by")

@@ -28,8 +28,11 @@ from ..description import TensorSpec
 from ..dtypes import numpy_dtype
 from ..errors import CorruptFileError, NotFoundError, UnsupportedError, UserError
 from ..util import atomic_write
+from .hints import InputHint
 
 DEFAULT_BATCH = 2
+#: How many samples a verification runs by default: enough that a pass means something.
+DEFAULT_SAMPLES = 32
 #: What an unknown dimension other than the first becomes.
 DEFAULT_DIM = 8
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
@@ -88,6 +91,20 @@ def _is_quantized(spec: TensorSpec) -> bool:
     return bool(q is not None and q.scale and any(s != 0 for s in q.scale))
 
 
+def _hinted(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator, hint: InputHint) -> np.ndarray:
+    """Values in the hint's range (whole numbers for ids, whatever the input's dtype)."""
+    dtype = numpy_dtype(spec.dtype)
+    if hint.integer or np.issubdtype(dtype, np.integer):
+        low, high = math.ceil(hint.low), math.ceil(hint.high)
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            low, high = max(low, int(info.min)), min(high, int(info.max) + 1)
+        if low >= high:
+            raise UserError(f"input {spec.name!r}: no whole number in [{hint.low:g}, {hint.high:g}) ({hint.why})")
+        return rng.integers(low, high, size=shape, dtype=np.int64).astype(dtype)
+    return rng.uniform(hint.low, hint.high, size=shape).astype(dtype)
+
+
 def _values(
     spec: TensorSpec,
     shape: tuple[int, ...],
@@ -136,8 +153,12 @@ def generate_inputs(
     batch: int = DEFAULT_BATCH,
     shapes: Mapping[str, Sequence[int]] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
+    hints: Mapping[str, InputHint] | None = None,
 ) -> dict[str, np.ndarray]:
-    """One seeded input batch for ``specs``, keyed by input name (see the module doc for defaults)."""
+    """One seeded input batch for ``specs``, keyed by input name (see the module doc for defaults).
+
+    ``hints`` (what the model says its inputs expect: :mod:`tfmodelkit.verify.hints`) replace the
+    defaults for their inputs; ``ranges`` (the user's) win over both."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise UserError(f"seed must be a non-negative integer, not {seed!r}")
     if batch < 1:
@@ -158,7 +179,50 @@ def generate_inputs(
     out: dict[str, np.ndarray] = {}
     for spec in specs:
         shape = resolve_shape(spec, batch, shapes.get(spec.name))
-        out[spec.name] = _values(spec, shape, _rng(int(seed), spec.name), ranges.get(spec.name))
+        hint = (hints or {}).get(spec.name)
+        rng = _rng(int(seed), spec.name)
+        if hint is not None and spec.name not in ranges and spec.dtype not in ("string", "bool"):
+            out[spec.name] = _hinted(spec, shape, rng, hint)
+        else:
+            out[spec.name] = _values(spec, shape, rng, ranges.get(spec.name))
+    return out
+
+
+def value_choice(spec: TensorSpec, ranges: Mapping[str, tuple[float, float]], hints: Mapping[str, InputHint]) -> str:
+    """How :func:`generate_inputs` chooses ``spec``'s values, in words (for reports)."""
+    if spec.name in ranges:
+        lo, hi = ranges[spec.name]
+        return f"uniform in [{lo:g}, {hi:g}) (--input-range)"
+    if spec.dtype == "string":
+        return "random lowercase strings of 1 to 8 letters"
+    if spec.dtype == "bool":
+        return "fair coin flips"
+    hint = hints.get(spec.name)
+    if hint is not None:
+        kind = "whole numbers" if hint.integer else "uniform"
+        return f"{kind} in [{hint.low:g}, {hint.high:g}): {hint.why}"
+    dtype = numpy_dtype(spec.dtype)
+    if np.issubdtype(dtype, np.integer):
+        if _is_quantized(spec):
+            return f"the whole {spec.dtype} range (quantized input)"
+        return f"whole numbers in [{DEFAULT_INT_RANGE[0]}, {DEFAULT_INT_RANGE[1]}) (default)"
+    lo, hi = DEFAULT_FLOAT_RANGE
+    return f"uniform in [{lo:g}, {hi:g}) (default)"
+
+
+def feed_summary(feed: Mapping[str, np.ndarray], how: Mapping[str, str] | None = None) -> dict[str, dict[str, object]]:
+    """Per input: dtype, shape, samples (first dimension), value range, and how the values were chosen."""
+    out: dict[str, dict[str, object]] = {}
+    for name, value in feed.items():
+        a = np.asarray(value)
+        entry: dict[str, object] = {"dtype": str(a.dtype), "shape": list(a.shape), "samples": int(a.shape[0]) if a.ndim else 1}
+        if a.size and a.dtype.kind in "biuf":
+            finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+            if finite.size:
+                entry["min"], entry["max"] = float(finite.min()), float(finite.max())
+        if how and name in how:
+            entry["chosen"] = how[name]
+        out[name] = entry
     return out
 
 
@@ -205,15 +269,38 @@ def _from_stored(a: np.ndarray) -> np.ndarray:
 def load_inputs(
     path: str | os.PathLike[str], specs: Sequence[TensorSpec] | None = None
 ) -> dict[str, np.ndarray]:
-    """Arrays stored in the ``.npz`` at ``path`` (never unpickled), keyed by name.
+    """Arrays stored in the ``.npz`` at ``path``, or in a folder of ``<input name>.npy`` files
+    (never unpickled), keyed by name.
 
     With ``specs``, every input must be present (an error lists what is missing) and only the
     specs' inputs are returned; a file written by ``np.savez(f, a, b)`` (keys ``arr_0``, ``arr_1``...)
     is mapped onto the specs by position.
     """
     p = Path(path)
+    if p.is_dir():
+        return _pick(p, _load_folder(p), specs)
     if not p.is_file():
         raise NotFoundError(f"{p}: no such input file")
+    return _pick(p, _load_npz(p), specs)
+
+
+def _load_folder(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    for f in sorted(folder.glob("*.npy")):
+        try:
+            arrays[f.stem] = _from_stored(np.load(f, allow_pickle=False))
+        except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise UserError(f"{f}: holds an object (pickled) array, which is never loaded; store a plain array") from None
+            raise CorruptFileError(f"{f}: not a readable .npy file ({e})") from None
+        except (OSError, EOFError) as e:
+            raise CorruptFileError(f"{f}: not a readable .npy file ({type(e).__name__}: {e})") from None
+    if not arrays:
+        raise UserError(f"{folder}: a folder with no .npy files; save one <input name>.npy per input, or an .npz")
+    return arrays
+
+
+def _load_npz(p: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(p, allow_pickle=False) as z:
             if not hasattr(z, "files"):
@@ -231,6 +318,11 @@ def load_inputs(
         raise CorruptFileError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
     except Exception as e:  # zipfile.BadZipFile and friends
         raise CorruptFileError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    return arrays
+
+
+def _pick(p: Path, arrays: dict[str, np.ndarray], specs: Sequence[TensorSpec] | None) -> dict[str, np.ndarray]:
+    """The arrays ``specs`` need (by name, or by position for ``arr_N`` keys), or all of them."""
     if specs is None:
         return arrays
     names = [s.name for s in specs]

@@ -82,6 +82,45 @@ def _side(label: str, d: Any) -> str | None:
     return f"{label}: {d.get('backend')} {d.get('path')}" + (f" ({'; '.join(extra)})" if extra else "")
 
 
+def applied_tolerances(report: VerificationReport) -> str:
+    """The tolerance each output was held to, as one phrase (one pair when all share it)."""
+    pairs = {(o.atol, o.rtol, o.exact) for o in report.outputs}
+    if len(pairs) <= 1:
+        if pairs and next(iter(pairs))[2]:
+            return "exact"
+        atol, rtol = (report.atol, report.rtol) if not pairs else next(iter(pairs))[:2]
+        return f"atol {atol:g}, rtol {rtol:g}"
+    parts = [f"{o.name}: exact" if o.exact else f"{o.name}: atol {o.atol:g}, rtol {o.rtol:g}" for o in report.outputs]
+    return "; ".join(parts)
+
+
+def inputs_phrase(context: dict[str, Any]) -> str:
+    """How many samples ran and where they came from: "32 generated samples", "4 given samples"."""
+    samples = context.get("samples")
+    source = context.get("inputs_source") or "generated"
+    if not samples:
+        return f"{source} inputs"
+    return f"{samples} {source} sample{'' if samples == 1 else 's'}"
+
+
+def _inputs_lines(context: dict[str, Any]) -> list[str]:
+    inputs = context.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        return []
+    seed = context.get("seed")
+    runs = context.get("runs") or 1
+    head = inputs_phrase(context) + (f", seed {seed}" if seed is not None else "") + (f", {runs} runs" if runs > 1 else "")
+    lines = [f"inputs ({head}):"]
+    for name, v in inputs.items():
+        text = f"  {name} {v.get('dtype')}{_shape(tuple(v.get('shape', ())))}"
+        if "min" in v:
+            text += f" values {_value(v['min'])} .. {_value(v['max'])}"
+        if v.get("chosen"):
+            text += f" ({v['chosen']})"
+        lines.append(text)
+    return lines
+
+
 def format_report(report: VerificationReport, histograms: bool = True) -> str:
     """The report for a terminal: verdict, both sides, one row per output, worst elements, notes."""
     how = {
@@ -89,21 +128,12 @@ def format_report(report: VerificationReport, histograms: bool = True) -> str:
         "position": "outputs matched by position",
         "mismatch": "the outputs differ" if report.outputs or report.missing or report.extra else "not run",
     }.get(report.matched_by, report.matched_by)
-    lines = [
-        f"verification {'passed' if report.ok else 'FAILED'} (atol {report.atol:g}, rtol {report.rtol:g}; {how})"
-    ]
+    lines = [f"verification {'passed' if report.ok else 'FAILED'} ({applied_tolerances(report)}; {how})"]
     for label in ("reference", "candidate"):
         line = _side(label, report.context.get(label))
         if line:
             lines.append(line)
-    inputs = report.context.get("inputs")
-    if isinstance(inputs, dict) and inputs:
-        seed = report.context.get("seed")
-        src = f"seed {seed}" if seed is not None else "given"
-        lines.append(
-            f"inputs ({src}): "
-            + ", ".join(f"{k} {v.get('dtype')}{_shape(tuple(v.get('shape', ())))}" for k, v in inputs.items())
-        )
+    lines.extend(_inputs_lines(report.context))
     if report.outputs:
         header = ["", "output", "shape", "dtype", "max abs", "mean abs", "p99 abs", "max rel", "failing",
                   "min atol", "top-1"]  # fmt: skip
@@ -151,9 +181,10 @@ def verdict_line(report: VerificationReport) -> str:
     what = "golden outputs " if reference.get("backend") == "golden outputs" else ""
     ref_name = f"{what}{reference.get('path', '?')}"
     failed = [o.name for o in report.outputs if not o.ok] + list(report.missing)
+    on = f" on {inputs_phrase(ctx)}" if ctx.get("samples") else ""
     if report.ok:
         count = len(report.outputs)
-        return f"PASS: {count} output{'' if count == 1 else 's'} of {candidate.get('path', '?')} match {ref_name}"
+        return f"PASS: {count} output{'' if count == 1 else 's'} of {candidate.get('path', '?')} match {ref_name}{on}"
     if failed:
-        return f"FAIL: outputs {', '.join(failed)} differ"
+        return f"FAIL: outputs {', '.join(failed)} differ{on}"
     return "FAIL: the signatures do not match"

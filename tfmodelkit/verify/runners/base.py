@@ -14,6 +14,7 @@ from ...description import TensorSpec
 from ...dtypes import numpy_dtype
 from ...errors import UserError
 from ...util import dtype_family
+from ..hints import InputHint
 
 
 @runtime_checkable
@@ -178,6 +179,10 @@ class BaseRunner:
     @property
     def dequantized_outputs(self) -> Mapping[str, QuantParams]:
         """Outputs the runner turned from quantized integers into float32 (none here)."""
+        return {}
+
+    def input_hints(self) -> dict[str, InputHint]:
+        """What values the model's inputs expect, where it says (see :mod:`tfmodelkit.verify.hints`)."""
         return {}
 
     def prepare(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from ...errors import UnsupportedError, UserError
 from ...loaders.keras import LoadedKeras, keras_io, load_keras_file
 from ...loaders.tf import version
 from ...util import first_line
+from ..hints import InputHint, keras_hints
 from .base import BaseRunner, to_numpy
 
 
@@ -42,6 +43,7 @@ class KerasRunner(BaseRunner):
         self.format = loaded.format
         self.safe_mode = loaded.safe_mode
         self.notes.extend(loaded.notes)
+        self.config = loaded.config
         io = keras_io(loaded.model, self.path)
         self.inputs, self.outputs, self._feed_kind = io.inputs, io.outputs, io.feed_kind
 
@@ -58,6 +60,13 @@ class KerasRunner(BaseRunner):
         """A runner over a live model, named ``path``, made by ``loader``."""
         fmt = "keras_h5" if Path(path).suffix.lower() in (".h5", ".hdf5") else "keras_zip"
         return cls.from_loaded(LoadedKeras(model, loader, fmt, True, list(notes)), path)
+
+    def input_hints(self) -> dict[str, InputHint]:
+        hints = keras_hints(self.config)
+        if "*" in hints and len(self.inputs) == 1:  # a Sequential model's only input
+            hints[self.inputs[0].name] = hints.pop("*")
+        names = {s.name for s in self.inputs}
+        return {k: v for k, v in hints.items() if k in names}
 
     @property
     def model(self) -> Any:

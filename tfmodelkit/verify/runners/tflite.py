@@ -13,6 +13,7 @@ from ...description import Quantization, TensorSpec
 from ...errors import NotFoundError, UserError
 from ...loaders.tf import CONVERT_EXTRA_HINT, quiet_fds, version
 from ...util import dtype_family, first_line
+from ..hints import InputHint, quantized_hint
 from .base import BaseRunner, QuantParams, check_feed, coerce, spec_dict
 
 
@@ -132,6 +133,16 @@ class TFLiteRunner(BaseRunner):
     @property
     def dequantized_outputs(self) -> Mapping[str, QuantParams]:
         return dict(self._out_q) if self.dequantize_outputs else {}
+
+    def input_hints(self) -> dict[str, InputHint]:
+        """Quantized inputs fed floats: the real range their quantization covers."""
+        out = {}
+        for name, q in self.quantized_inputs.items():
+            if len(q.scale) == 1:
+                hint = quantized_hint(q.scale[0], q.zero_point[0], q.dtype)
+                if hint is not None:
+                    out[name] = hint
+        return out
 
     @property
     def quantized_inputs(self) -> Mapping[str, QuantParams]:
