@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="the SavedModel folder to write")
     _ckpt_options(p)
     _common(p)
+    from .modelconv_run import add_graph_options, add_graph_parser
+
+    add_graph_options(p, meta=True)
+    add_graph_parser(sub, _common)
 
     p = sub.add_parser("savedmodel-to-tflite", help="SavedModel to TFLite (float, dynamic, float16, int8)")
     p.add_argument("src", help="the SavedModel folder")
@@ -252,6 +256,10 @@ def _convert(args: argparse.Namespace) -> Any:
             custom_objects=args.custom_objects, batch_size=args.batch_size,
             source_format="keras_h5" if args.command == "h5-to-savedmodel" else "keras_zip", **_common_kwargs(args),
         )  # fmt: skip
+    if args.command == "graph-to-savedmodel" or (args.command == "ckpt-to-savedmodel" and args.meta):
+        from .modelconv_run import convert_graph
+
+        return convert_graph(args, _common_kwargs(args))
     if args.command == "ckpt-to-savedmodel":
         from tfmodelkit.convert.ckpt_to_savedmodel import ckpt_to_savedmodel
 

@@ -151,3 +151,59 @@ def command(args: argparse.Namespace, say: Any) -> int:
         atomic_write(args.report, write)
     print(json.dumps(jsonable(report.as_dict()), indent=2) if args.format == "json" else format_table(report))
     return 0
+
+
+# --------------------------------------------------------------------------- TF1 graph conversions
+
+
+def add_graph_options(p: Any, *, meta: bool) -> None:
+    """The flags of a TF1 graph source (``graph-to-savedmodel``, ``ckpt-to-savedmodel --meta``)."""
+    g = p.add_argument_group("TF1 graphs")
+    if meta:
+        g.add_argument(
+            "--meta",
+            metavar="CKPT.meta",
+            help="the checkpoint's graph (MetaGraphDef): converts the TF1 graph, no model code needed",
+        )
+    g.add_argument(
+        "--input-tensors",
+        metavar="NAME[:0],...",
+        help="graph tensors the signature feeds (default: the graph's signature, else its placeholders)",
+    )
+    g.add_argument(
+        "--output-tensors",
+        metavar="NAME[:0],...",
+        help="graph tensors the signature returns (default: the graph's signature, else the tensors no node consumes)",
+    )
+    g.add_argument(
+        "--input-names",
+        metavar="NAME,...",
+        help="serving_default's input keys, one per input tensor (default: the op names)",
+    )
+    g.add_argument(
+        "--output-names",
+        metavar="NAME,...",
+        help="serving_default's output keys, one per output tensor (default: the op names)",
+    )
+
+
+def add_graph_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser(
+        "graph-to-savedmodel",
+        help="TF1 graph (frozen .pb/.pbtxt, or .meta with its checkpoint) to a SavedModel with serving_default",
+    )
+    p.add_argument("src", help="a frozen GraphDef (.pb, .pbtxt) or a .meta beside its checkpoint")
+    p.add_argument("dst", help="the SavedModel folder to write")
+    add_graph_options(p, meta=False)
+    common(p)
+
+
+def convert_graph(args: argparse.Namespace, common_kwargs: dict[str, Any]) -> Any:
+    """``graph-to-savedmodel``, or ``ckpt-to-savedmodel`` given ``--meta``."""
+    from tfmodelkit.convert.graph_to_savedmodel import graph_to_savedmodel
+
+    return graph_to_savedmodel(
+        args.src, args.dst, meta=getattr(args, "meta", None), input_tensors=args.input_tensors,
+        output_tensors=args.output_tensors, input_names=args.input_names, output_names=args.output_names,
+        unsafe=args.unsafe, **common_kwargs,
+    )  # fmt: skip
