@@ -87,6 +87,7 @@ def test_metagraph_matches_tf():
     # The checkpoint beside it gives the weights, each naming the graph variables it restores.
     assert desc.weight("emb").extra["graph_variable"] == "emb/part_0, emb/part_1, emb/part_2"
     assert desc.weight("dense/kernel").extra["graph_variable"] == "dense/kernel"
+    assert desc.weight("emb").path == "emb/part_0, emb/part_1, emb/part_2"
     assert tfmodelkit.check(META).ok
 
 

@@ -152,10 +152,11 @@ def _weights(prefix: Path | None, variables: list[dict[str, Any]], warnings: lis
     feeds: dict[str, list[str]] = {}
     for v in variables:
         feeds.setdefault(v["checkpoint_key"], []).append(v["name"])
-    out = [
-        replace(w, extra={**w.extra, "graph_variable": ", ".join(feeds.get(w.name, [])) or None})
-        for w in desc.weights
-    ]
+    out = []
+    for w in desc.weights:
+        fed = ", ".join(feeds.get(w.name, [])) or None
+        # The graph variable(s) a tensor restores are its second name: JSON shows them, --match finds them.
+        out.append(replace(w, path=fed or w.path, extra={**w.extra, "graph_variable": fed}))
     unfed = sorted(set(feeds) - {w.name for w in desc.weights})
     if unfed:
         warnings.append(f"graph variables with no tensor in the checkpoint: {', '.join(unfed[:10])}")
