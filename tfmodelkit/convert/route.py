@@ -1,6 +1,8 @@
 """``convert SRC DST``: pick the route from the source format and the destination suffix.
 
-A ``.tflite`` destination is a TFLite model, anything else a SavedModel folder. Routes that
+A ``.tflite`` destination is a TFLite model, a ``.keras`` (or ``.weights.h5``) a native Keras 3
+file (:mod:`.to_keras`), a name without a model-file suffix a SavedModel folder; a suffix no
+route writes (``.onnx``, ``.pb``...) is refused. Routes that
 need a SavedModel on the way (``.h5``/``.keras``/checkpoint -> ``.tflite``) go through a
 temporary one; every step verifies itself, and the report carries every step's figures.
 """
@@ -22,8 +24,31 @@ from .base import ConversionReport, ProgressSink, VerifyOptions
 from .savedmodel_to_tflite import TensorListError
 
 
+#: What ``convert`` writes, by the destination's name (anything else names a SavedModel folder).
+DESTINATIONS = {".tflite": "tflite", ".keras": "keras_zip", ".weights.h5": "keras_weights"}
+#: Model-file suffixes no route writes: refused rather than taken as a SavedModel folder's name.
+REFUSED_SUFFIXES = (
+    ".onnx", ".pb", ".pbtxt", ".pt", ".pth", ".h5", ".hdf5", ".npz", ".npy", ".safetensors",
+    ".mlmodel", ".mlpackage", ".ckpt", ".index", ".bin", ".zip", ".engine", ".plan", ".trt", ".caffemodel",
+    ".params", ".pkl", ".joblib", ".gguf", ".lite", ".tfl",
+)  # fmt: skip
+
+
 def destination_format(dst: str | os.PathLike[str]) -> str:
-    return "tflite" if str(dst).lower().endswith(".tflite") else "savedmodel"
+    """"tflite", "keras_zip", "keras_weights" or "savedmodel" (a folder), from the destination's
+    name; a model-file suffix that no route writes is refused with the list of destinations."""
+    name = str(dst).lower().rstrip("/\\")
+    for suffix, kind in DESTINATIONS.items():
+        if name.endswith(suffix):
+            return kind
+    suffix = os.path.splitext(name)[1]
+    if suffix in REFUSED_SUFFIXES:
+        raise UserError(
+            f"{dst}: no route writes a {suffix} file; destinations: "
+            + ", ".join(f"{k} ({v})" for k, v in DESTINATIONS.items()) + ", a folder (savedmodel)"
+        )
+    return "savedmodel"
+
 
 
 def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +106,13 @@ def _through_savedmodel(
     return first, second
 
 
+def _to_keras(src: str, route: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+    from .to_keras import to_keras
+
+    _refuse_unused(src, route, options, [to_keras])
+    return to_keras(src, dst, **_step_options(to_keras, options))
+
+
 def _has_rnn_layers(src: str) -> bool:
     from ..lint import RNN_LAYERS
 
@@ -109,17 +141,15 @@ def convert(
     select_tf_ops: bool = False,
     tags: str | None = None,
     unsafe: bool = False,
+    keras_backends: Sequence[str] = ("tensorflow",),
     verify: VerifyOptions | None = None,
     overwrite: bool = False,
     keep_failed: bool = False,
     progress: ProgressSink | None = None,
 ) -> ConversionReport:
-    """Convert ``src`` to ``dst``, choosing the route from the source's format and the destination
-    (a ``.tflite`` file, else a SavedModel folder); every step verifies itself.
-
-    The options are those of the steps (:func:`keras_to_savedmodel`, :func:`ckpt_to_savedmodel`,
-    :func:`savedmodel_to_tflite`); one that no step of the route uses is refused.
-    """
+    """Convert ``src`` to ``dst`` by the route its format and :func:`destination_format` pick, verified;
+    the options are the steps' (keras_to_savedmodel, ckpt_to_savedmodel, savedmodel_to_tflite, to_keras,
+    ...): one no step of the route uses is refused."""
     options = {k: v for k, v in locals().items() if k not in ("src", "dst")}
     src, dst = str(src), str(dst)
     fmt = detect(src)
@@ -135,6 +165,8 @@ def convert(
     from .keras_to_savedmodel import keras_to_savedmodel
     from .savedmodel_to_tflite import savedmodel_to_tflite
 
+    if target in ("keras_zip", "keras_weights"):
+        return _to_keras(src, f"{fmt} -> {target}", dst, options)
     first_step = {"checkpoint": ckpt_to_savedmodel, "savedmodel": None}.get(fmt, keras_to_savedmodel)
     steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
     _refuse_unused(src, f"{fmt} -> {target}", options, steps)

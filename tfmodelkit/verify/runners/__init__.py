@@ -16,6 +16,7 @@ from ...errors import UnsupportedError, UserError
 from .base import BaseRunner, QuantParams, Runner, spec_dict
 from .checkpoint import CheckpointRunner
 from .keras import KerasRunner
+from .keras_process import KerasProcessRunner
 from .savedmodel import SavedModelRunner
 from .tf1 import TF1Runner
 from .tfjs import TFJSRunner
@@ -24,6 +25,7 @@ from .tflite import TFLiteRunner
 __all__ = [
     "BaseRunner",
     "CheckpointRunner",
+    "KerasProcessRunner",
     "KerasRunner",
     "QuantParams",
     "Runner",

@@ -1,0 +1,282 @@
+"""A ``.keras`` file run the way its users will run it: plain ``keras.saving.load_model`` in a
+fresh Python process (safe mode on, no ``custom_objects``, tfmodelkit kept unimportable).
+
+A conversion to ``.keras`` must prove that the file stands on its own: nothing registered in
+our process (custom classes, patched functions) may help it load. The worker process starts
+when the runner is made, so its Keras import overlaps the conversion's own work; it then
+takes requests (load, run) as JSON lines, and arrays travel through ``.npz`` files in a
+private temporary folder. ``keras_backend`` selects ``KERAS_BACKEND`` ("tensorflow", "jax").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...description import TensorSpec
+from ...errors import UnsupportedError, UserError
+from .base import BaseRunner
+
+#: The worker: blocks tfmodelkit, keeps its protocol on a private copy of stdout (anything
+#: Keras or TensorFlow prints goes to stderr), loads with Keras's defaults only.
+WORKER = r"""
+import json, os, sys
+
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tfmodelkit" or name.startswith("tfmodelkit."):
+            raise ImportError("tfmodelkit is kept out of this process")
+        return None
+
+sys.meta_path.insert(0, _Blocked())
+_out = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+
+def reply(**kw):
+    _out.write(json.dumps(kw) + "\n")
+    _out.flush()
+
+def error(e):
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:400]
+
+sys.path[:0] = json.loads(os.environ.get("TFMODELKIT_WORKER_SYSPATH", "[]"))
+try:
+    import numpy as np
+    import keras
+    for module in json.loads(os.environ.get("TFMODELKIT_WORKER_PRELOAD", "[]")):
+        __import__(module)
+except Exception as e:
+    reply(ok=False, error=error(e))
+    sys.exit(0)
+try:
+    import tfmodelkit  # noqa: F401
+    importable = True
+except ImportError:
+    importable = False
+reply(ok=True, keras=keras.__version__, backend=keras.backend.backend(), tfmodelkit_importable=importable)
+
+def spec(name, t):
+    return {"name": str(name), "dtype": str(getattr(t.dtype, "name", t.dtype)),
+            "shape": [None if d is None else int(d) for d in t.shape]}
+
+def describe(model):
+    struct = getattr(model, "input", None)
+    if isinstance(struct, dict):
+        kind, names, tensors = "dict", list(struct), list(struct.values())
+    else:
+        tensors = list(model.inputs)
+        names = [t.name for t in tensors]
+        kind = "list" if isinstance(struct, (list, tuple)) or len(tensors) > 1 else "single"
+    outputs = list(model.outputs)
+    out_names = list(getattr(model, "output_names", None) or [])
+    if len(out_names) != len(outputs):
+        out_names = []
+        for i, t in enumerate(outputs):
+            history = getattr(t, "_keras_history", None)
+            op = getattr(history, "operation", None)
+            out_names.append(getattr(op, "name", None) or f"output_{i}")
+    return {"feed_kind": kind, "inputs": [spec(n, t) for n, t in zip(names, tensors)],
+            "outputs": [spec(n, t) for n, t in zip(out_names, outputs)],
+            "layers": [layer.name for layer in model.layers]}
+
+model = None
+state = {}
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        if request["op"] == "load":
+            model = keras.saving.load_model(request["path"])
+            if request.get("weights"):
+                for v in model.weights:
+                    v.assign(np.zeros(v.shape, dtype=v.dtype))
+                model.load_weights(request["weights"])
+            state = describe(model)
+            reply(ok=True, **state)
+        elif request["op"] == "reset":
+            model, state = None, {}
+            keras.backend.clear_session()
+            reply(ok=True)
+        elif request["op"] == "run":
+            with np.load(request["feed"]) as z:
+                values = {k: z[k] for k in z.files}
+            names = [s["name"] for s in state["inputs"]]
+            if state["feed_kind"] == "dict":
+                x = values
+            elif state["feed_kind"] == "single":
+                x = values[names[0]]
+            else:
+                x = [values[n] for n in names]
+            y = model(x, training=False)
+            if isinstance(y, dict):
+                result = {str(k): keras.ops.convert_to_numpy(v) for k, v in y.items()}
+            else:
+                y = y if isinstance(y, (list, tuple)) else [y]
+                result = {s["name"]: keras.ops.convert_to_numpy(v) for s, v in zip(state["outputs"], y)}
+            np.savez(request["out"], **result)
+            reply(ok=True)
+    except Exception as e:
+        reply(ok=False, error=error(e))
+"""
+
+
+def _spec(d: Mapping[str, Any]) -> TensorSpec:
+    return TensorSpec(name=str(d["name"]), dtype=str(d["dtype"]), shape=tuple(d["shape"]))
+
+
+class KerasProcessRunner(BaseRunner):
+    """A ``.keras`` file loaded by plain Keras 3 in a separate process (see the module docstring).
+
+    Make it early (the worker starts importing Keras at once), then :meth:`load` the file;
+    ``weights``, when given, is a ``.weights.h5`` loaded over the model after zeroing every
+    variable, which proves the weights file alone carries the values. ``preload`` names modules
+    the worker imports first (a user's module that registers custom classes), found on
+    ``sys_path`` (folders put first on the worker's path)."""
+
+    backend = "keras-process"
+
+    def __init__(
+        self, *, keras_backend: str = "tensorflow", preload: Sequence[str] = (), sys_path: Sequence[str] = ()
+    ) -> None:
+        super().__init__("<not loaded>")
+        self.keras_backend = keras_backend
+        self.layer_names: list[str] = []
+        self.feed_kind = "single"
+        self._work = Path(tempfile.mkdtemp(prefix="tfmodelkit-keras-process-"))
+        env = dict(os.environ)
+        env["KERAS_BACKEND"] = keras_backend
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env["TFMODELKIT_WORKER_PRELOAD"] = json.dumps(list(preload))
+        env["TFMODELKIT_WORKER_SYSPATH"] = json.dumps([str(p) for p in sys_path])
+        env.pop("PYTHONPATH", None)
+        # -I: no script folder, current folder or user site on sys.path; the worker also
+        # blocks tfmodelkit itself (an editable install would otherwise be importable).
+        self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-I", "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, cwd=self._work, env=env,
+        )  # fmt: skip
+        self._hello: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------------- protocol
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            code = self._proc.wait(timeout=30)
+            raise UnsupportedError(
+                f"{self.shown}: the Keras process ({self.keras_backend}) ended (exit {code})"
+            )
+        return dict(json.loads(line))
+
+    def _hello_once(self) -> dict[str, Any]:
+        if self._hello is None:
+            self._hello = self._receive()
+            if not self._hello.get("ok"):
+                raise UnsupportedError(
+                    f"Keras cannot start with KERAS_BACKEND={self.keras_backend} ({self._hello.get('error')})"
+                )
+        return self._hello
+
+    def _ask(self, **request: Any) -> dict[str, Any]:
+        self._hello_once()
+        if self._proc is None or self._proc.stdin is None:
+            raise UnsupportedError(f"{self.shown}: the Keras process is closed")
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        return self._receive()
+
+    # ---------------------------------------------------------------- runner
+
+    @property
+    def hello(self) -> dict[str, Any]:
+        """What the worker said on start: Keras version, backend, whether tfmodelkit was importable."""
+        return self._hello_once()
+
+    def load(self, path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None) -> None:
+        """Load ``path`` with ``keras.saving.load_model(path)`` (and ``weights`` over it)."""
+        self.path = Path(path)
+        if self.shown == "<not loaded>":
+            self.shown = str(path)
+        answer = self._ask(op="load", path=str(path), weights=None if weights is None else str(weights))
+        if not answer.get("ok"):
+            raise UserError(
+                f"{self.shown}: plain Keras ({self.keras_backend}) cannot load it: {answer.get('error')}"
+            )
+        self.inputs = tuple(_spec(d) for d in answer["inputs"])
+        self.outputs = tuple(_spec(d) for d in answer["outputs"])
+        self.feed_kind = str(answer["feed_kind"])
+        self.layer_names = [str(n) for n in answer["layers"]]
+
+    def run(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        values = self.prepare(feed)
+        feed_file, out_file = self._work / "feed.npz", self._work / "out.npz"
+        arrays: dict[str, Any] = dict(values)
+        np.savez(feed_file, **arrays)
+        answer = self._ask(op="run", feed=str(feed_file), out=str(out_file))
+        if not answer.get("ok"):
+            raise UserError(f"{self.shown}: the model rejected the feed ({answer.get('error')})")
+        with np.load(out_file) as z:
+            return {k: z[k] for k in z.files}
+
+    def versions(self) -> dict[str, str | None]:
+        hello = self._hello or {}
+        return {"keras": hello.get("keras"), "keras_backend": self.keras_backend}
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(
+            loader="keras.saving.load_model (fresh process, safe mode)", keras_backend=self.keras_backend
+        )
+        return d
+
+    def reset(self) -> bool:
+        """Forget the loaded model, ready for another file; False when the worker is gone."""
+        try:
+            answer = self._ask(op="reset")
+        except (UnsupportedError, OSError, ValueError):
+            return False
+        self.path, self.shown, self.inputs, self.outputs, self.layer_names = (
+            Path("<not loaded>"),
+            "<not loaded>",
+            (),
+            (),
+            [],
+        )
+        return bool(answer.get("ok"))
+
+    def close(self) -> None:
+        """Stop the worker and remove its folder."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        shutil.rmtree(self._work, ignore_errors=True)
+
+    def __enter__(self) -> KerasProcessRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
