@@ -71,6 +71,12 @@ def _tflite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
 
 
+def _tfjs_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard-size", type=int, default=4 * 1024 * 1024, metavar="BYTES", help="largest weight shard file (default 4194304, 4 MiB, as TF.js writes them)")
+    p.add_argument("--quantize", choices=("none", "float16", "uint8", "uint16"), default="none", help="store float32 weights as float16, or affine uint8/uint16 (TF.js dequantizes them when loading; default none)")
+    p.add_argument("--quantize-weights", action="append", default=[], metavar="GLOB", help="quantize only the weights matching this pattern (e.g. 'dense*/kernel'); repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -126,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     _batch_option(p)
     _keras_backend_option(p)
     _common(p)
+    p = sub.add_parser("to-tfjs", help="Keras .h5/.keras to a TF.js layers model (model.json + weight shards), verified in TF.js itself (Node.js)")
+    p.add_argument("src", help="the .h5 or .keras file")
+    p.add_argument("dst", help="DST/model.json (or the folder DST) to write")
+    _tfjs_options(p)
+    _keras_options(p)
+    _common(p)
+
     p = sub.add_parser("verify", help="run two artifacts (or one and golden outputs) on the same inputs and compare every output")
     p.add_argument("a", help="the trusted model: .h5, .keras, SavedModel, .tflite, or a checkpoint with --model/--architecture")
     p.add_argument("b", help="the model about to ship, or an .npz of golden outputs (needs --inputs)")
@@ -278,6 +291,14 @@ def _convert(args: argparse.Namespace) -> Any:
         return savedmodel_to_tflite(
             args.src, args.dst, **_tflite_kwargs(args), unsafe=args.unsafe, **_common_kwargs(args)
         )
+    if args.command == "to-tfjs":
+        from tfmodelkit.convert.to_tfjs import to_tfjs
+
+        return to_tfjs(
+            args.src, args.dst, shard_size=args.shard_size, quantize=args.quantize,
+            quantize_weights=tuple(args.quantize_weights), architecture=args.architecture, unsafe=args.unsafe,
+            custom_objects=args.custom_objects, **_common_kwargs(args),
+        )  # fmt: skip
     from tfmodelkit.convert.route import convert
 
     return convert(

@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", action="append", metavar="TARGET",
         help="instead of the integrity check, lint for deployment (repeat or comma list): serving (TF Serving "
         "can load and feed it; includes the integrity check), tflite (ops and tensors LiteRT can run), "
-        "safety (ops touching files, network, Python or debug hooks; Lambda layers); exit 1 on any error",
+        "safety (ops touching files, network, Python or debug hooks; Lambda layers), tfjs (layers or ops TF.js "
+        "cannot run); exit 1 on any error",
     )  # fmt: skip
 
     p = sub.add_parser("diff", help="compare weights and signatures of two artifacts; exit 1 if they differ")

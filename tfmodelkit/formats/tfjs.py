@@ -178,6 +178,8 @@ def _layers_signature(topo: dict[str, Any]) -> Signature:
 
     def names(key: str) -> list[str]:
         raw = cfg.get(key) if isinstance(cfg, dict) else None
+        if isinstance(raw, dict):  # Keras 3 dict inputs, should a writer keep them
+            raw = list(raw.values())
         if not isinstance(raw, list):
             return []
         if raw and isinstance(raw[0], str):  # a single [name, node, tensor]

@@ -16,6 +16,8 @@ targets, one module each:
   the graph and every function body, judged by where they run (a serving signature, the
   init op, the saver: ``graph``); Python code in Keras files; Flex I/O ops in ``.tflite``
   files. Conversions and verification refuse models with safety errors (``require_safe``).
+- ``tfjs``: what TF.js cannot run: layer classes tfjs-layers lacks, subclassed models, mixed
+  precision, Python code, weights-only files; ops a TF.js graph model's executor lacks.
 """
 
 from __future__ import annotations

@@ -7,15 +7,16 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..description import CheckReport, Finding, ModelDescription
 from ..errors import UserError
-from . import safety, serving, tflite
+from . import safety, serving, tfjs, tflite
 
-TARGETS = ("serving", "tflite", "safety")
+TARGETS = ("serving", "tflite", "safety", "tfjs")
 
 #: Each target's findings and counts for a description and a SavedModel tag set.
 _RUNS: dict[str, Callable[[ModelDescription, str | None], tuple[list[Finding], dict[str, int]]]] = {
     "serving": serving.run,
     "tflite": tflite.run,
     "safety": lambda desc, _tags: safety.run(desc),
+    "tfjs": tfjs.run,
 }
 
 

@@ -1,0 +1,264 @@
+"""Keras -> TF.js layers models: the topology translation (no TensorFlow), the conversions proven
+in TF.js itself (Node.js + @tensorflow/tfjs), the CLI (to-tfjs, convert, verify, check
+--target tfjs), shards, quantization, and what happens without Node."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfmodelkit
+from tests.conftest import FIXTURES, tf_available
+from tfmodelkit.convert.tfjs_topology import model_topology
+from tfmodelkit.convert.to_tfjs import destination_folder, quantize_array
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tfjs_available() -> bool:
+    from tfmodelkit.verify.runners.tfjs import TFJSUnavailable, find_tfjs
+
+    try:
+        find_tfjs()
+    except TFJSUnavailable:
+        return False
+    return True
+
+
+needs_tfjs = pytest.mark.skipif(not tfjs_available(), reason="Node.js or @tensorflow/tfjs missing (npm ci --prefix tfjs)")
+needs_tf = pytest.mark.skipif(not tf_available(), reason="TensorFlow not installed (the convert extra)")
+
+
+# ----------------------------------------------------------------------------------------
+# Without TensorFlow: the translation and the quantizer
+
+
+def keras3_functional() -> dict:
+    tensor = lambda name: {"class_name": "__keras_tensor__", "config": {"shape": [None, 4], "dtype": "float32", "keras_history": [name, 0, 0]}}  # noqa: E731
+    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"module": "keras.layers", "class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+                 "config": {"batch_shape": [None, 4], "dtype": "float32", "name": "x", "optional": False, "ragged": False}},
+                {"module": "keras.layers", "class_name": "Dense", "name": "d", "registered_name": None,
+                 "build_config": {"input_shape": [None, 4]},
+                 "config": {"name": "d", "units": 2, "dtype": policy, "quantization_config": None,
+                            "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                                   "config": {"seed": None, "input_axes": None}, "registered_name": None},
+                            "kernel_regularizer": {"module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.01}, "registered_name": None}},
+                 "inbound_nodes": [{"args": [tensor("x")], "kwargs": {}}]},
+                {"module": "keras", "class_name": "Sequential", "name": "inner",
+                 "config": {"name": "inner", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [None, 2], "name": "i"}}]},
+                 "inbound_nodes": [{"args": [tensor("d")], "kwargs": {}}]},
+                {"module": "keras.layers", "class_name": "Add", "name": "sum", "config": {"name": "sum", "dtype": policy},
+                 "inbound_nodes": [{"args": [[tensor("inner"), tensor("d")]], "kwargs": {}}]},
+            ],
+            "input_layers": ["x", 0, 0],
+            "output_layers": {"out": ["sum", 0, 0]},
+        },
+    }  # fmt: skip
+
+
+def test_keras3_config_is_translated_for_tfjs_layers():
+    topo = model_topology(keras3_functional())
+    assert topo["class_name"] == "Model"
+    cfg = topo["config"]
+    x, d, inner, add = cfg["layers"]
+    assert x["config"]["batch_input_shape"] == [None, 4] and "batch_shape" not in x["config"]
+    assert "optional" not in x["config"] and "ragged" not in x["config"]
+    assert d["config"]["dtype"] == "float32"
+    assert d["config"]["kernel_initializer"] == {"class_name": "GlorotUniform", "config": {"seed": None}}
+    assert d["config"]["kernel_regularizer"] == {"class_name": "L1L2", "config": {"l1": 0.0, "l2": 0.01}}
+    assert "module" not in d and "build_config" not in d and "quantization_config" not in d["config"]
+    assert d["inbound_nodes"] == [[["x", 0, 0, {}]]]
+    # a nested model is node 1 of itself in TF.js (node 0 is its own input's)
+    assert add["inbound_nodes"] == [[["inner", 1, 0, {}], ["d", 0, 0, {}]]]
+    assert inner["config"]["layers"][0]["config"]["batch_input_shape"] == [None, 2]
+    assert cfg["input_layers"] == [["x", 0, 0]] and cfg["output_layers"] == [["sum", 0, 0]]
+
+
+def test_mixed_precision_and_subclassed_models_are_refused():
+    from tfmodelkit.errors import UnsupportedError
+
+    cfg = keras3_functional()
+    cfg["config"]["layers"][1]["config"]["dtype"]["config"]["name"] = "mixed_float16"
+    with pytest.raises(UnsupportedError, match="mixed_float16"):
+        model_topology(cfg)
+    with pytest.raises(UnsupportedError, match="subclassed"):
+        model_topology({"class_name": "MyModel", "config": {}})
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16"])
+def test_quantizer_keeps_zero_exact_and_errors_within_half_a_step(dtype):
+    rng = np.random.default_rng(0)
+    w = np.concatenate([rng.normal(0, 0.3, 999).astype(np.float32), [0.0]]).reshape(10, 100)
+    raw, q, back = quantize_array(w, dtype)
+    assert len(raw) == w.size * (1 if dtype == "uint8" else 2)
+    assert back[9, 99] == 0.0
+    if dtype == "float16":
+        np.testing.assert_array_equal(back, w.astype(np.float16).astype(np.float32))
+    else:
+        assert np.abs(back - w).max() <= q["scale"] / 2 + 1e-7
+        stored = np.frombuffer(raw, dtype=np.uint8 if dtype == "uint8" else "<u2")
+        np.testing.assert_allclose(stored * q["scale"] + q["min"], back.ravel(), atol=1e-6)
+
+
+def test_destination_is_the_folder_of_model_json():
+    assert destination_folder("out/m/model.json") == Path("out/m")
+    assert destination_folder("out/m") == Path("out/m")
+
+
+# ----------------------------------------------------------------------------------------
+# Conversions, proven in TF.js
+
+
+CASES = {
+    "conv_bn": ("keras_zip/conv_bn.keras", {}),
+    "multi_io": ("keras_zip/functional_multi_io.keras", {}),
+    "nested_keras3": ("keras_h5/keras3_nested_sequential.h5", {}),
+    "lstm_tf_keras": ("keras_h5/tfkeras_lstm.h5", {}),
+    "conv_bn_uint8_sharded": ("keras_zip/conv_bn.keras", {"quantize": "uint8", "shard_size": 100}),
+    "multi_io_float16_some": ("keras_zip/functional_multi_io.keras", {"quantize": "float16", "quantize_weights": ("trunk/*",)}),
+}
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    if not (tfjs_available() and tf_available()):
+        pytest.skip("needs TensorFlow and Node.js with @tensorflow/tfjs")
+    from tfmodelkit.convert.to_tfjs import to_tfjs
+
+    root = tmp_path_factory.mktemp("tfjs")
+    out = {}
+    for name, (src, options) in CASES.items():
+        report = to_tfjs(FIXTURES / src, root / name / "model.json", **options)
+        out[name] = (FIXTURES / src, root / name, report)
+    return out
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_conversion_verifies_in_tfjs(converted, name):
+    src, folder, report = converted[name]
+    assert report.ok, report.verification
+    labels = [v["label"] for v in report.verification]
+    quantize = CASES[name][1].get("quantize")
+    if quantize:
+        assert labels == [f"Keras with the {quantize} weights vs TF.js", f"Keras vs TF.js ({quantize} weights)"]
+        exact, derived = report.verification
+        assert exact["atol"] == 1e-5  # TF.js computes exactly the weights it was given
+        assert derived["atol"] == report.details["quantization_tolerance"]["atol"] > 1e-5
+    else:
+        assert labels == ["Keras vs TF.js"] and report.verification[0]["atol"] == 1e-5
+    assert report.verification[0]["context"]["candidate"]["loader"].startswith("tf.loadLayersModel")
+    desc = tfmodelkit.read(folder)
+    assert desc.format == "tfjs" and tfmodelkit.check(folder).ok
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.tf
+def test_shards_and_quantized_weights(converted):
+    _, folder, report = converted["conv_bn_uint8_sharded"]
+    shards = sorted(folder.glob("group1-shard*.bin"))
+    assert len(shards) == len(report.details["shards"]) > 1
+    assert all(p.stat().st_size <= 100 for p in shards)
+    desc = tfmodelkit.read(folder)
+    assert {w.extra["quantization"]["dtype"] for w in desc.weights} == {"uint8"}
+    _, some, report = converted["multi_io_float16_some"]
+    quantized = {w.name for w in tfmodelkit.read(some).weights if "quantization" in w.extra}
+    assert quantized == {"trunk/kernel", "trunk/bias"} == set(report.details["quantized_weights"])
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", ["conv_bn", "multi_io", "nested_keras3"])
+def test_diff_pairs_every_weight(converted, name):
+    src, folder, _ = converted[name]
+    d = tfmodelkit.diff(src, folder)
+    assert not d.only_in_a and not d.only_in_b and not d.changed and d.same > 0
+
+
+def modelconv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tfmodelkit.cli.modelconv", *args],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.tf
+@needs_tfjs
+def test_cli_convert_then_verify(tmp_path, converted):
+    dst = tmp_path / "m" / "model.json"
+    p = modelconv("convert", str(FIXTURES / "keras_h5/keras3_lstm.h5"), str(dst), "-q", "--report", str(tmp_path / "r.json"))
+    assert p.returncode == 0, p.stderr
+    assert "keras_h5 -> tfjs; verified: Keras vs TF.js" in p.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["route"] == ["keras_h5", "tfjs"]
+    src, folder, _ = converted["multi_io"]
+    p = modelconv("verify", str(src), str(folder / "model.json"), "-q")
+    assert p.returncode == 0 and p.stdout.startswith("PASS"), p.stdout + p.stderr
+
+
+@pytest.mark.tf
+def test_without_node_nothing_is_written_unless_no_verify(tmp_path):
+    env = {"TFMODELKIT_NODE_MODULES": str(tmp_path / "nowhere")}
+    dst = tmp_path / "m" / "model.json"
+    p = modelconv("to-tfjs", str(FIXTURES / "keras_zip/conv_bn.keras"), str(dst), env=env)
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "npm ci --prefix tfjs" in lines[0] and "--no-verify" in lines[0], p.stderr
+    assert not dst.parent.exists()
+    p = modelconv("to-tfjs", str(FIXTURES / "keras_zip/conv_bn.keras"), str(dst), "--no-verify", "-q", "--report", str(tmp_path / "r.json"), env=env)
+    assert p.returncode == 0, p.stderr
+    assert "not verified" in p.stdout and dst.is_file()
+    assert any("--no-verify" in w for w in json.loads((tmp_path / "r.json").read_text())["warnings"])
+
+
+@pytest.mark.tf
+def test_existing_destination_and_bad_options(tmp_path):
+    dst = tmp_path / "m"
+    dst.mkdir()
+    (dst / "keep.txt").write_text("x")
+    for args, words in [
+        ([str(dst / "model.json"), "--no-verify"], "already exists"),
+        ([str(tmp_path / "n" / "model.json"), "--shard-size", "0"], "--shard-size"),
+        ([str(tmp_path / "n" / "model.json"), "--quantize-weights", "d*"], "--quantize"),
+    ]:
+        p = modelconv("to-tfjs", str(FIXTURES / "keras_zip/conv_bn.keras"), *args)
+        assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert (dst / "keep.txt").is_file()
+
+
+def test_check_target_tfjs_names_what_tfjs_lacks():
+    from tfmodelkit.lint import lint
+
+    report = lint(FIXTURES / "keras_zip/conv_bn.keras", "tfjs")
+    assert report.ok and report.targets == ("tfjs",)
+    graph = lint(FIXTURES / "tfjs/graph_mlp", "tfjs")
+    assert graph.ok
+    sm = lint(FIXTURES / "savedmodel/keras3_two_io", "tfjs")
+    assert not sm.ok and "SavedModel" in sm.findings[0].message
+
+
+def test_unsupported_layers_are_named_and_refused(tmp_path):
+    import shutil
+
+    folder = tmp_path / "odd"
+    shutil.copytree(FIXTURES / "tfjs/layers_mlp", folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["modelTopology"]["config"]["layers"][1]["class_name"] = "UnitNormalization"
+    (folder / "model.json").write_text(json.dumps(doc))
+    from tfmodelkit.lint import lint
+
+    report = lint(folder, "tfjs")
+    assert not report.ok
+    assert [f.subject for f in report.findings] == ["probs (UnitNormalization)"]
+    assert "fix:" in report.findings[0].message and math.isfinite(len(report.findings))

@@ -1,0 +1,68 @@
+"""Every Keras model of the shared corpus (keras_h5/, keras_zip/) that TF.js can run converts to a
+TF.js layers model that verifies in TF.js itself; the others are named by ``check --target tfjs``
+(layer, subclassed model, weights-only file) and refused with the same names."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import CORPUS, corpus_available, tf_available
+from tfmodelkit.errors import UnsupportedError
+from tfmodelkit.lint import lint
+
+pytestmark = [pytest.mark.corpus, pytest.mark.tf]
+
+FILES = sorted(
+    [*(CORPUS / "keras_h5").rglob("*.h5"), *(CORPUS / "keras_zip").glob("*.keras")] if corpus_available() else []
+)
+#: What TF.js lacks in the corpus, by file: the subject check --target tfjs names.
+REFUSED = {
+    "examples_lambda_sequential_lambda.h5": "lambda_1 (Lambda)",
+    "weights_keras-attention.h5": "attention (Attention)",
+    "keras_bugged_model.keras": "model",
+    "keras_fixed_model.keras": "model",
+    "keras_pre_pr22362_nested_container.keras": "model",
+}
+
+
+def _tfjs_ready() -> bool:
+    from tfmodelkit.verify.runners.tfjs import TFJSUnavailable, find_tfjs
+
+    try:
+        find_tfjs()
+    except TFJSUnavailable:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def to_tfjs():
+    if not (corpus_available() and tf_available() and _tfjs_ready()):
+        pytest.skip("needs the corpus, TensorFlow and Node.js with @tensorflow/tfjs")
+    from tfmodelkit.convert.to_tfjs import to_tfjs
+
+    return to_tfjs
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_corpus_keras_model(path, to_tfjs, tmp_path):
+    findings = [f for f in lint(path, "tfjs").findings if f.severity == "error"]
+    weights_only = any("weights only" in f.message for f in findings)
+    if path.name in REFUSED or weights_only:
+        expected = "model" if weights_only else REFUSED[path.name]
+        assert expected in [f.subject for f in findings]
+        with pytest.raises(UnsupportedError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            to_tfjs(path, tmp_path / "m" / "model.json")
+        assert not (tmp_path / "m").exists()
+        return
+    assert findings == []
+    report = to_tfjs(path, tmp_path / "m" / "model.json")
+    assert report.ok and [v["label"] for v in report.verification] == ["Keras vs TF.js"]
+    assert (tmp_path / "m" / "model.json").is_file()
+
+
+def test_most_of_the_corpus_converts():
+    if not corpus_available():
+        pytest.skip("corpus not present")
+    convertible = [p for p in FILES if not [f for f in lint(p, "tfjs").findings if f.severity == "error"]]
+    assert len(convertible) >= 17, [p.name for p in convertible]

@@ -1,0 +1,303 @@
+"""Keras ``.h5`` / ``.keras`` -> a TF.js layers model (``model.json`` + weight shards), proven in TF.js.
+
+We write the format ourselves (no ``tensorflowjs`` converter): the Keras config translated for
+tfjs-layers (:mod:`.tfjs_topology`), every weight named ``<layer>/<weight>`` as tfjs-layers
+names them, in shards of ``shard_size`` bytes (4 MiB by default, as TF.js does), optionally
+quantized (``float16``, or affine ``uint8``/``uint16`` with a zero that stays exact). The
+result is loaded by ``tf.loadLayersModel`` in Node.js and run on the same inputs as the Keras
+model; nothing is left at the destination unless it verified (or ``--no-verify``).
+
+Quantized weights are proven twice: TF.js against the Keras model carrying the very same
+dequantized weights (float32 tolerance: TF.js computes what it was given), then against the
+original model, with a tolerance derived from what the quantization itself changes in Keras's
+outputs (shown in the report).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedError, UserError
+from ..formats import detect
+from ..options import checked_options
+from ..verify.runners import KerasRunner
+from ..verify.runners.tfjs import TFJSRunner, TFJSUnavailable, find_tfjs
+from ..version import __version__
+from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
+from .tfjs_topology import model_topology
+
+DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
+QUANTIZE = ("none", "float16", "uint8", "uint16")
+#: Keras model classes TF.js layers models hold.
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+def destination_folder(dst: str | os.PathLike[str]) -> Path:
+    """The model folder: ``DST/model.json`` names its folder ``DST``; any other path is the folder."""
+    p = Path(dst)
+    return p.parent if p.name == "model.json" else p
+
+
+def _short(name: str) -> str:
+    return name.split("/")[-1].split(":")[0]
+
+
+def layer_weight_names(layer: Any) -> list[str]:
+    """The names tfjs-layers gives ``layer``'s weights, in Keras's order: ``<layer>/<weight>``;
+    a Bidirectional's are ``<layer>/forward_<inner>/<weight>`` then ``.../backward_<inner>/...``."""
+    if type(layer).__name__ == "Bidirectional":
+        return [
+            f"{layer.name}/{side.name}/{_short(w.name)}"
+            for side in (layer.forward_layer, layer.backward_layer)
+            for w in side.weights
+        ]
+    return [f"{layer.name}/{_short(w.name)}" for w in layer.weights]
+
+
+def _leaf_layers(model: Any) -> list[Any]:
+    """The layers holding weights, nested models walked through (their layers keep their own names)."""
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ in _MODEL_CLASSES and hasattr(layer, "layers"):
+            out.extend(_leaf_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def model_weights(model: Any) -> list[tuple[str, np.ndarray]]:
+    """``(tfjs name, value)`` of every weight of ``model``."""
+    out: list[tuple[str, np.ndarray]] = []
+    for layer in _leaf_layers(model):
+        out.extend((name, np.asarray(w.numpy())) for name, w in zip(layer_weight_names(layer), layer.weights, strict=True))
+    names = [n for n, _ in out]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UnsupportedError(f"weights named twice in TF.js's scheme: {', '.join(repeated[:5])}")
+    return out
+
+
+def quantize_array(value: np.ndarray, dtype: str) -> tuple[bytes, dict[str, Any], np.ndarray]:
+    """``(stored bytes, manifest quantization, dequantized float32 values)``.
+
+    uint8/uint16: the range [min, max] is widened to hold 0 and nudged so that 0 is a level
+    exactly (padding and zero biases stay zero); ``q = round((w - min) / scale)``."""
+    v = np.asarray(value, dtype=np.float32)
+    if dtype == "float16":
+        half = v.astype("<f2")
+        return half.tobytes(), {"dtype": "float16", "original_dtype": "float32"}, half.astype(np.float32)
+    levels = 255 if dtype == "uint8" else 65535
+    lo, hi = (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) if v.size else (0.0, 0.0)
+    scale = (hi - lo) / levels if hi > lo else 1.0
+    zero = round(-lo / scale)
+    lo = -zero * scale
+    q = np.clip(np.round((v.astype(np.float64) - lo) / scale), 0, levels).astype("<u1" if dtype == "uint8" else "<u2")
+    back = (q.astype(np.float64) * scale + lo).astype(np.float32)
+    return q.tobytes(), {"dtype": dtype, "min": lo, "scale": scale, "original_dtype": "float32"}, back
+
+
+def _encode(
+    weights: list[tuple[str, np.ndarray]], quantize: str, patterns: Sequence[str]
+) -> tuple[list[dict[str, Any]], bytes, dict[str, np.ndarray], list[str]]:
+    entries, blobs, dequantized, quantized = [], [], {}, []
+    for name, value in weights:
+        dtype = {"float32": "float32", "int32": "int32", "bool": "bool"}.get(value.dtype.name)
+        if dtype is None:
+            if value.dtype.kind != "f":
+                raise UnsupportedError(f"weight {name} is {value.dtype.name}; TF.js weights are float32, int32 or bool")
+            value, dtype = value.astype(np.float32), "float32"
+        entry: dict[str, Any] = {"name": name, "shape": list(value.shape), "dtype": dtype}
+        chosen = quantize != "none" and dtype == "float32" and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
+        if chosen:
+            raw, entry["quantization"], dequantized[name] = quantize_array(value, quantize)
+            quantized.append(name)
+        else:
+            raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+        entries.append(entry)
+        blobs.append(raw)
+    return entries, b"".join(blobs), dequantized, quantized
+
+
+def write_model(folder: Path, model_json: dict[str, Any], entries: list[dict[str, Any]], data: bytes, shard_size: int) -> list[int]:
+    """model.json and ``group1-shard<i>of<n>.bin`` files in ``folder``; the shard sizes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count = max(1, math.ceil(len(data) / shard_size))
+    paths, sizes = [], []
+    for i in range(count):
+        name = f"group1-shard{i + 1}of{count}.bin"
+        chunk = data[i * shard_size : (i + 1) * shard_size]
+        (folder / name).write_bytes(chunk)
+        paths.append(name)
+        sizes.append(len(chunk))
+    doc = {**model_json, "weightsManifest": [{"paths": paths, "weights": entries}]}
+    (folder / "model.json").write_text(json.dumps(doc))
+    return sizes
+
+
+def _check_options(shard_size: int, quantize: str, patterns: Sequence[str]) -> None:
+    if shard_size < 1:
+        raise UserError(f"--shard-size {shard_size}: give a positive number of bytes")
+    if quantize not in QUANTIZE:
+        raise UserError(f"--quantize {quantize!r}: TF.js weights quantize to {', '.join(q for q in QUANTIZE if q != 'none')}")
+    if patterns and quantize == "none":
+        raise UserError("--quantize-weights chooses which weights --quantize applies to; give --quantize too")
+
+
+def _dequantized_runner(runner: KerasRunner, dequantized: dict[str, np.ndarray], src: Path) -> KerasRunner:
+    """The Keras model again, carrying the weights exactly as TF.js will hold them."""
+    import importlib
+
+    keras_module = importlib.import_module(type(runner.model).__module__.split(".")[0])
+    clone = keras_module.models.clone_model(runner.model)
+    clone.set_weights(runner.model.get_weights())
+    by_name = dict(model_weights(clone))
+    for layer, values in _layer_values(clone, dequantized, by_name):
+        layer.set_weights(values)
+    return KerasRunner.from_model(clone, src, runner.loader, notes=["weights as dequantized from the TF.js model"])
+
+
+def _layer_values(model: Any, dequantized: dict[str, np.ndarray], by_name: dict[str, np.ndarray]) -> list[tuple[Any, list[np.ndarray]]]:
+    out = []
+    for layer in _leaf_layers(model):
+        names = layer_weight_names(layer)
+        if any(n in dequantized for n in names):
+            out.append((layer, [dequantized.get(n, by_name[n]) for n in names]))
+    return out
+
+
+def _verify(
+    runner: KerasRunner, stage_path: Path, shown: str, dequantized: dict[str, np.ndarray], quantize: str,
+    options: VerifyOptions, steps: Progress, src: Path,
+) -> bool:  # fmt: skip
+    with steps.stage("verify", "loading the result with tf.loadLayersModel in Node.js"):
+        candidate = TFJSRunner(stage_path)
+        candidate.shown = shown
+    if not dequantized:
+        return bool(run_verification(runner, candidate, options, "float32", steps, "Keras vs TF.js").ok)
+    same = _dequantized_runner(runner, dequantized, src)
+    exact = run_verification(same, candidate, options, "float32", steps, f"Keras with the {quantize} weights vs TF.js")
+    if not exact.ok:
+        return False
+    derived = _quantization_tolerance(runner, same, options)
+    steps.say(f"[verify] tolerance from the {quantize} quantization: atol {derived:.3g} (4x what it changes in Keras's outputs)")
+    given = VerifyOptions(**{**options.__dict__, "atol": options.atol if options.atol is not None else derived})
+    steps.report.details["quantization_tolerance"] = {"atol": given.atol, "derived_from": "4 x max |Keras(dequantized) - Keras|"}
+    return bool(run_verification(runner, candidate, given, "float32", steps, f"Keras vs TF.js ({quantize} weights)").ok)
+
+
+def _quantization_tolerance(original: KerasRunner, dequantized: KerasRunner, options: VerifyOptions) -> float:
+    from ..verify import compare_runners, load_inputs
+
+    feed = load_inputs(options.inputs, original.inputs) if options.inputs else None
+    result = compare_runners(original, dequantized, feed=feed, seed=options.seed, batch=options.batch, atol=math.inf, rtol=0.0)
+    worst = max((o.max_abs_error or 0.0 for o in result.outputs), default=0.0)
+    return max(1e-5, 4.0 * worst + 1e-5)
+
+
+@checked_options
+def to_tfjs(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    quantize: str = "none",
+    quantize_weights: Sequence[str] = (),
+    architecture: str | None = None,
+    unsafe: bool = False,
+    custom_objects: str | dict[str, Any] | None = None,
+    verify: VerifyOptions | None = None,
+    overwrite: bool = False,
+    keep_failed: bool = False,
+    progress: ProgressSink | None = None,
+) -> ConversionReport:
+    """Convert a Keras model file to a TF.js layers model at ``dst`` (``DST/model.json`` or ``DST``),
+    verified in TF.js (Node.js + ``@tensorflow/tfjs``) unless ``verify.enabled`` is False."""
+    from ..loaders.user_code import load_custom_objects
+    from .keras_to_savedmodel import load_keras_model
+
+    _check_options(shard_size, quantize, quantize_weights)
+    src_path = Path(src)
+    fmt = detect(src_path)
+    if fmt not in ("keras_h5", "keras_zip"):
+        raise UnsupportedError(f"{src}: a {fmt}; to-tfjs converts Keras .h5/.keras files to layers models (graph models from SavedModels are not written yet)")
+    options = verify or VerifyOptions()
+    if options.enabled:
+        try:
+            find_tfjs()  # before anything is loaded or written
+        except TFJSUnavailable as e:
+            raise TFJSUnavailable(f"{e}; or convert with --no-verify, and the result is not proven") from None
+    _refuse_unsupported(Path(architecture) if architecture else src_path)
+    folder = destination_folder(dst)
+    if folder.is_dir() and not any(folder.iterdir()) and not overwrite:
+        folder.rmdir()  # an empty folder made for the result is no result to protect
+    report = ConversionReport(str(src), fmt, str(folder / "model.json"), [fmt, "tfjs"])
+    steps = Progress(report, progress)
+    objects = custom_objects if isinstance(custom_objects, dict) else load_custom_objects(custom_objects)
+    with staged_output(folder, overwrite) as stage:
+        with steps.stage("load", f"loading {src_path.name}"):
+            runner = load_keras_model(src_path, unsafe=unsafe, custom_objects=objects, architecture=architecture)
+        report.loader = runner.loader
+        report.warnings.extend(runner.notes)
+        with steps.stage("write", "writing the TF.js layers model"):
+            details = _write(runner, stage.path, shard_size, quantize, quantize_weights)
+        report.details.update({k: v for k, v in details.items() if k != "dequantized"})
+        if options.enabled:
+            shown = str(folder / "model.json")
+            report.ok = _verify(runner, stage.path, shown, details["dequantized"], quantize, options, steps, src_path)
+        else:
+            report.warnings.append("not verified (--no-verify): nothing proved that TF.js computes what the Keras model does")
+        if report.ok or keep_failed:
+            stage.commit()
+            report.kept_failed = not report.ok
+    return report
+
+
+def _write(runner: KerasRunner, folder: Path, shard_size: int, quantize: str, patterns: Sequence[str]) -> dict[str, Any]:
+    model = runner.model
+    cls = type(model).__name__
+    config = {"class_name": "Sequential" if cls == "Sequential" else "Functional" if cls in _MODEL_CLASSES else cls,
+              "config": model.get_config()}  # fmt: skip
+    # get_config() holds tuples where the saved JSON has lists: compare like the file.
+    topology = model_topology(json.loads(json.dumps(config)))
+    weights = model_weights(model)
+    entries, data, dequantized, quantized = _encode(weights, quantize, patterns)
+    if patterns and not quantized:
+        raise UserError(f"--quantize-weights {', '.join(patterns)}: no float32 weight matches (names look like {weights[0][0] if weights else 'dense/kernel'})")
+    keras_version = _version(type(model).__module__.split(".")[0])
+    doc = {
+        "format": "layers-model",
+        "generatedBy": f"keras v{keras_version}",
+        "convertedBy": f"tfmodelkit {__version__}",
+        "modelTopology": {**topology, "keras_version": keras_version, "backend": "tensor_flow.js"},
+    }
+    sizes = write_model(folder, doc, entries, data, shard_size)
+    return {
+        "tfjs_format": "layers-model", "shards": sizes, "weights": len(entries), "weight_bytes": len(data),
+        "quantize": quantize, "quantized_weights": quantized, "dequantized": dequantized,
+    }  # fmt: skip
+
+
+def _version(module: str) -> str:
+    from ..loaders.tf import version
+
+    return version(module) or "unknown"
+
+
+def _refuse_unsupported(src: Path) -> None:
+    """Layers TF.js cannot run, named before anything loads (``check --target tfjs`` lists them)."""
+    from ..lint import lint
+
+    report = lint(src, ("tfjs",))
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        listed = "; ".join(f"{f.subject}: {f.message.split(';')[0]}" for f in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise UnsupportedError(f"{src}: TF.js cannot run this model: {listed}{more}; `modelinspect check {src} --target tfjs` lists them")
