@@ -57,6 +57,18 @@ def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in names}
 
 
+def is_tfjs_destination(dst: str | os.PathLike[str]) -> bool:
+    """A TF.js model is written as ``DST/model.json`` (:mod:`.to_tfjs`)."""
+    return Path(str(dst)).name == "model.json"
+
+
+def _to_tfjs(src: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+    from .to_tfjs import to_tfjs
+
+    _refuse_unused(src, "TF.js", options, [to_tfjs])
+    return to_tfjs(src, dst, **_step_options(to_tfjs, options))
+
+
 def _refuse_unused(src: str, route: str, options: dict[str, Any], steps: list[Any]) -> None:
     """Options the caller set that no step of the route uses: refused, never dropped."""
     defaults = {k: p.default for k, p in inspect.signature(convert).parameters.items()}
@@ -153,6 +165,8 @@ def convert(
     options = {k: v for k, v in locals().items() if k not in ("src", "dst")}
     src, dst = str(src), str(dst)
     fmt = detect(src)
+    if is_tfjs_destination(dst):
+        return _to_tfjs(src, dst, options)
     target = destination_format(dst)
     if fmt == "tflite":
         raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
