@@ -10,6 +10,7 @@ The library mirrors the two commands; each function returns a dataclass::
     tfmodelkit.diff("a.h5", "b.h5")                  # modelinspect diff: DiffReport
     tfmodelkit.convert("model.h5", "model.tflite")   # modelconv convert: ConversionReport
     tfmodelkit.verify("exported/", "model.tflite")   # modelconv verify: VerificationReport
+    tfmodelkit.run("graph.pb", out="y.npz")          # modelconv run: RunReport
 
 Reading, checking, linting and diffing never import TensorFlow; ``convert`` and ``verify``
 import it only when a conversion or a TensorFlow-backed run actually starts.
@@ -50,6 +51,7 @@ _LAZY = {
     "verify": ("tfmodelkit.verify", None),
     "lint": ("tfmodelkit.lint", None),
     "diff": ("tfmodelkit.inspect.diff", "diff"),
+    "run": ("tfmodelkit.verify.run", "run"),
 }
 
 
@@ -88,6 +90,7 @@ __all__ = [
     "diff",
     "lint",
     "read",
+    "run",
     "verify",
     "__version__",
 ]

@@ -100,3 +100,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "NAME=FILE.npy" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_checkpoint_with_its_model_code(tmp_path, capsys):
+    import tensorflow as tf
+
+    ckpt = FIXTURES / "checkpoint/manager/ckpt-3"
+    x = np.array([[1.0, 2.0], [-0.5, 0.25]], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = _run(
+        capsys, ckpt, "--model", f"{FIXTURES / 'models/manager.py'}:build", "--input", f"x={tmp_path / 'x.npy'}",
+        "--out", tmp_path / "y.npz", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    weights = tf.train.load_checkpoint(str(ckpt)).get_tensor("model/weights/.ATTRIBUTES/VARIABLE_VALUE")
+    with np.load(tmp_path / "y.npz") as z:
+        np.testing.assert_allclose(z["y"], x @ weights, rtol=1e-6)
+
+
+def test_library_run_is_public():
+    import tfmodelkit
+
+    report = tfmodelkit.run(FIXTURES / "graphdef/frozen.pb", batch=2)
+    assert [o.shape for o in report.outputs] == [(2, 2)]
