@@ -117,3 +117,11 @@ def test_run_summarizes_outputs_and_saves_them(tmp_path):
         run(FROZEN, inputs={"nope": X})
     with pytest.raises(UserError, match="bogus"):
         run(FROZEN, bogus=1)
+
+
+def test_serving_export_meta_runs_half_plus_two(corpus):
+    from tfmodelkit.verify.runners import runner_for
+
+    r = runner_for(corpus / "savedmodel/tfserving_bad_half_plus_two/00000123/export.meta")
+    x = np.array([0.0, 1.0, -6.0], np.float32)
+    np.testing.assert_array_equal(r.run({"Placeholder": x})["Add"], 0.5 * x + 2)
