@@ -34,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	TFMODELKIT_CORPUS=$(abspath $(CORPUS)) $(PY) benchmarks/run.py
 	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/tfjs.py
 
 # Coverage-guided fuzzing of every reader with atheris, FUZZ_SECONDS each; crashers land in
 # out/fuzz/<format>/ (see fuzz/fuzz_readers.py).

@@ -2,7 +2,7 @@
 //
 //   node tfmodelkit_tfjs.js REQUEST.json RESPONSE.json
 //
-// REQUEST: {"op": "describe" | "run" | "make", ...}. Results go to RESPONSE (never stdout:
+// REQUEST: {"op": "load" | "describe" | "run" | "make", ...}. Results go to RESPONSE (never stdout:
 // TF.js prints a banner there). Models are loaded by TF.js's own loaders (tf.loadLayersModel,
 // tf.loadGraphModel) through its HTTP handler, whose fetch is served from local files: the
 // manifest, shard concatenation and dequantization are TF.js's code, not ours.
@@ -126,7 +126,8 @@ async function main() {
   const req = JSON.parse(fs.readFileSync(reqFile, 'utf8'));
   let res;
   try {
-    if (req.op === 'describe') res = await describe(req);
+    if (req.op === 'load') res = {load_ms: (await load(req.model)).ms};
+    else if (req.op === 'describe') res = await describe(req);
     else if (req.op === 'run') res = await run(req);
     else if (req.op === 'make') res = await require('./make_fixtures.js').make(tf, req);
     else throw new Error(`unknown op ${req.op}`);
