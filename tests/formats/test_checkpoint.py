@@ -231,3 +231,98 @@ def test_model_weight_keyed_under_optimizer_is_model_state():
     _, optimizer_keys, roots = checkpoint.object_paths(g)
     assert roots == ["model", "optimizer"]
     assert optimizer_keys == {it}
+
+
+# ---------------------------------------------------------------------------------------
+# An empty prefix: `Saver.save(session, "<folder>/")` writes .index, .data-*, .meta
+
+
+EMPTY_PREFIX = "checkpoint/tf1_empty_prefix"
+EMPTY_PREFIX_KEYS = {
+    "global_step": ("int64", ()),
+    "hidden/bias": ("float32", (5,)),
+    "hidden/bias/Momentum": ("float32", (5,)),
+    "hidden/kernel": ("float32", (4, 5)),
+    "hidden/kernel/Momentum": ("float32", (4, 5)),
+    "logits/kernel": ("float32", (5, 3)),
+    "logits/kernel/Momentum": ("float32", (5, 3)),
+}
+
+
+def _empty_prefix_forms(folder: Path) -> list[Path | str]:
+    return [folder, str(folder) + os.sep, folder / ".index", folder / ".data-00000-of-00001", folder / "checkpoint"]
+
+
+def test_empty_prefix_is_read_from_the_folder_and_from_each_of_its_files(fixtures_dir):
+    folder = fixtures_dir / EMPTY_PREFIX
+    assert "/home/someone/train/" in (folder / "checkpoint").read_text()  # another machine's path
+    for form in _empty_prefix_forms(folder):
+        assert tfmodelkit.detect(form) == "checkpoint", form
+        resolved = checkpoint.resolve(form)
+        assert str(resolved.prefix) == str(folder) + os.sep, form
+        assert resolved.prefix.name == "" and resolved.prefix.parent == folder
+        desc = tfmodelkit.read(form)
+        assert desc.path == str(folder) + os.sep
+        assert {w.name: (w.dtype, w.shape) for w in desc.weights} == EMPTY_PREFIX_KEYS
+        assert {w.name for w in desc.weights if w.role == "optimizer"} == {k for k in EMPTY_PREFIX_KEYS if "Momentum" in k}
+        assert desc.weight("hidden/kernel").read().shape == (4, 5)
+        report = tfmodelkit.check(form)
+        assert report.ok and report.checked == {"tensors": 7, "shards": 1}, form
+    notes = checkpoint.resolve(folder).notes
+    assert len(notes) == 1 and "/home/someone/train/" in notes[0] and "the empty prefix" in notes[0]
+
+
+def test_empty_prefix_without_a_state_file_and_beside_other_prefixes(fixtures_dir, tmp_path):
+    folder = tmp_path / "train"
+    shutil.copytree(fixtures_dir / EMPTY_PREFIX, folder)
+    (folder / "checkpoint").unlink()
+    assert tfmodelkit.detect(folder) == "checkpoint"
+    assert str(checkpoint.resolve(folder).prefix) == str(folder) + os.sep
+    assert checkpoint.prefixes(folder) == [checkpoint_bundle.EmptyPrefix(folder)]
+    # The state file of the machine that trained it, written with save_relative_paths=False:
+    # once this folder's own absolute path, it names the prefix exactly (no note).
+    (folder / "checkpoint").write_text(f'model_checkpoint_path: "{folder}/"\n')
+    assert checkpoint.resolve(folder) == checkpoint.Resolved(checkpoint_bundle.EmptyPrefix(folder))
+    # A prefix next to it is listed too, and a state file naming it wins.
+    for f in (fixtures_dir / EMPTY_PREFIX).iterdir():
+        if f.name.startswith((".index", ".data-")):
+            shutil.copy(f, folder / f"model.ckpt-9{f.name}")
+    (folder / "checkpoint").write_text('model_checkpoint_path: "C:\\\\train\\\\model.ckpt-9"\n')
+    r = checkpoint.resolve(folder)
+    assert r.prefix == folder / "model.ckpt-9" and "elsewhere" in r.notes[0]
+    assert set(checkpoint.prefixes(folder)) == {folder / "model.ckpt-9", checkpoint_bundle.EmptyPrefix(folder)}
+    # `--all` covers each prefix once, the empty one too (its name as text is the folder's).
+    from tfmodelkit.inspect.views import expand_paths
+
+    covered = sorted(tfmodelkit.read(p).path for p in expand_paths(folder, every_prefix=True))
+    assert covered == [str(folder) + os.sep, str(folder / "model.ckpt-9")]
+    # An interrupted save of the empty prefix leaves `.index.tempstate<digits>`.
+    (folder / ".index.tempstate123").write_bytes(b"x")
+    assert any(".index.tempstate123" in w for w in tfmodelkit.read(folder / ".index").warnings)
+
+
+def test_empty_prefix_data_file_without_its_index(fixtures_dir, tmp_path):
+    folder = tmp_path / "train"
+    shutil.copytree(fixtures_dir / EMPTY_PREFIX, folder)
+    (folder / ".index").unlink()
+    with pytest.raises(NotFoundError, match=r"expected .*train/\.index"):
+        tfmodelkit.read(folder / ".data-00000-of-00001")
+
+
+@pytest.mark.tf
+def test_empty_prefix_values_are_tensorflows(fixtures_dir):
+    """Our values are those of TensorFlow's reader given the prefix ``<folder>/``; TF's own
+    folder lookup fails on the foreign state file, and given the ``.index`` it lists nothing
+    (docs/format-notes.md)."""
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    folder = fixtures_dir / EMPTY_PREFIX
+    reader = tf.compat.v1.train.NewCheckpointReader(str(folder) + os.sep)
+    desc = tfmodelkit.read(folder)
+    assert sorted(reader.get_variable_to_shape_map()) == sorted(EMPTY_PREFIX_KEYS)
+    for w in desc.weights:
+        np.testing.assert_array_equal(w.read(), reader.get_tensor(w.name))
+    with pytest.raises(ValueError, match="Couldn't find 'checkpoint' file"):
+        tf.train.load_checkpoint(str(folder))
+    assert tf.train.list_variables(str(folder / ".index")) == []

@@ -583,6 +583,69 @@ def test_heap_that_makes_libhdf5_spin_is_reported_quickly(corpus, tmp_path):
     assert time.monotonic() - t0 < 15
 
 
+def _busy_but_progressing(seconds: float):
+    """Work that returns no item for ``seconds`` but says it is alive all along."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+        hdf5.alive()
+    yield "done"
+
+
+@needs_fork
+def test_the_watchdog_waits_on_progress_not_on_the_clock():
+    t0 = time.monotonic()
+    assert hdf5.isolated(_busy_but_progressing, (2.0,), 0.5) == (["done"], None)  # 4x the timeout
+    assert time.monotonic() - t0 >= 2.0
+    t0 = time.monotonic()
+    items, failure = hdf5.isolated(_sleeps, (), 0.5)  # silent: stopped after 0.5 s
+    assert items == ["started"] and "made no progress for 0.5 s" in failure and "--timeout" in failure
+    assert time.monotonic() - t0 < 5
+
+
+def test_the_wait_comes_from_the_option_the_scope_the_environment_or_the_default(monkeypatch):
+    monkeypatch.delenv(hdf5.TIMEOUT_ENV, raising=False)
+    assert hdf5.option_timeout({}) == hdf5.DEFAULT_TIMEOUT == 10.0
+    monkeypatch.setenv(hdf5.TIMEOUT_ENV, "2.5")
+    assert hdf5.option_timeout({}) == 2.5
+    with hdf5.timeout_scope(4):
+        assert hdf5.option_timeout({}) == 4.0 and hdf5_inventory.H5Source(Path("x.h5")).timeout == 4.0
+        assert hdf5.option_timeout({"timeout": 1}) == 1.0
+    assert hdf5.option_timeout({}) == 2.5
+    monkeypatch.setenv(hdf5.TIMEOUT_ENV, "0")
+    with pytest.raises(TFModelKitError, match="TFMODELKIT_HDF5_TIMEOUT '0': give a positive number of seconds"):
+        hdf5.option_timeout({})
+    for bad in (-1, "x", float("inf"), True):
+        with pytest.raises(TFModelKitError, match="give a positive number of seconds"):
+            hdf5.option_timeout({"timeout": bad})
+
+
+def test_the_model_config_is_read_by_the_guarded_reader(tmp_path, monkeypatch):
+    import tfmodelkit.formats as formats
+    from tests.conftest import FIXTURES
+
+    assert formats.keras_model_config(FIXTURES / "keras_h5/tfkeras_lstm.h5")["class_name"] == "Sequential"
+    assert formats.keras_model_config(FIXTURES / "keras_zip/conv_bn.keras")["class_name"] == "Sequential"
+    assert formats.keras_model_config(FIXTURES / "keras_h5/tfkeras_weights_only.h5") is None
+    with pytest.raises(TFModelKitError, match="not a Keras model file"):
+        formats.keras_model_config(FIXTURES / "tflite/mlp_int8.tflite")
+    with pytest.raises(TFModelKitError, match="unknown option"):
+        formats.keras_model_config(FIXTURES / "keras_h5/tfkeras_lstm.h5", tags="serve")
+    bad = tmp_path / "bad_config.h5"
+    with h5py.File(bad, "w") as f:
+        f.attrs["model_config"] = "{not json"
+    with pytest.raises(CorruptFileError, match="bad_config.h5: model_config is not valid JSON"):
+        formats.keras_model_config(bad)
+    # h5py runs in the watched child (tests/cli/test_damaged_and_odd_files.py hangs it for real).
+    calls = []
+    monkeypatch.setattr(
+        hdf5_inventory, "isolated", lambda work, args, timeout: calls.append(timeout) or ([], "made no progress for 3 s")
+    )
+    with hdf5.timeout_scope(3), pytest.raises(CorruptFileError, match="lstm.h5: reading the HDF5 attributes made no progress"):
+        formats.keras_model_config(FIXTURES / "keras_h5/tfkeras_lstm.h5")
+    assert calls == [3.0]
+
+
 # ---------------------------------------------------------------------------------------
 # Mutants
 

@@ -114,3 +114,28 @@ def test_constants_tensorflow_cannot_load_are_named(tmp_path):
     errors = [f.subject for f in report.findings if f.severity == "error"]
     assert errors == [f"node {top.name}", first]
     assert tfmodelkit.check(FIXTURES / "savedmodel/keras3_two_io").ok
+
+
+# ---------------------------------------------------------------------------------------
+# Several meta graphs (TF1's SavedModelBuilder: `serve` and `train` over one set of variables)
+
+TAG_SETS = "savedmodel/tag_sets"
+
+
+def test_each_tag_set_lists_only_its_own_signatures(fixtures_dir):
+    default = tfmodelkit.read(fixtures_dir / TAG_SETS)
+    assert [(s.key, s.tags) for s in default.signatures] == [("serving_default", ("serve",))]
+    train = tfmodelkit.read(fixtures_dir / TAG_SETS, tags="train")
+    assert [(s.key, s.tags) for s in train.signatures] == [("train", ("train",))]
+    assert [t.name for t in train.signatures[0].inputs] == ["labels", "x"]
+    assert train.signatures[0].method == "tensorflow/supervised/training"
+    for desc in (default, train):
+        assert desc.metadata["tag_sets"] == ["serve", "train"]
+        assert [mg["signatures"] for mg in desc.metadata["meta_graphs"]] == [["serving_default"], ["train"]]
+    assert train.metadata["selected_tags"] == ["train"] and default.metadata["selected_tags"] == ["serve"]
+    assert [w.name for w in train.weights] == [w.name for w in default.weights]  # one set of variables
+
+
+def test_an_absent_tag_set_is_refused_naming_those_there(fixtures_dir):
+    with pytest.raises(tfmodelkit.TFModelKitError, match=r"no meta graph with tag set gpu \(tag sets: serve; train\)"):
+        tfmodelkit.read(fixtures_dir / TAG_SETS, tags="gpu")

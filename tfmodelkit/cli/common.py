@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -10,13 +11,60 @@ from collections.abc import Callable, Iterable
 from ..errors import EXIT_INTERNAL, TFModelKitError
 from ..util import atomic_write
 
-__all__ = ["EXIT_CODES_HELP", "WIDTH_HELP", "atomic_write", "run", "say", "table_width", "write"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "TIMEOUT_HELP",
+    "WIDTH_HELP",
+    "atomic_write",
+    "run",
+    "say",
+    "seconds",
+    "table_width",
+    "with_timeout",
+    "write",
+]
 
 EXIT_CODES_HELP = """exit codes:
   0  ok
   1  a check or verification found problems (or diff found differences)
   2  bad input or usage: missing path, unknown or damaged file, unsupported feature
-  3  internal error in tfmodelkit (please report it)"""
+  3  internal error in tfmodelkit (please report it)
+  A damaged file under `modelinspect check`, whatever its format: 1 when the file was read and
+  damage was found in it (cut short, a checksum mismatch, a missing shard or member, the HDF5
+  library hanging or crashing on it); 2 when it cannot be read at all (missing, unreadable, or
+  not the format it claims: garbage or a text file named model.h5). Other commands, and
+  every conversion, stop with 2 on a damaged input."""
+
+#: What --help says about --timeout (kept beside the option's parsing).
+TIMEOUT_HELP = (
+    "seconds the HDF5 library may work on a .h5/.keras file without progress before the file "
+    "counts as hung and damaged (default 10; or set TFMODELKIT_HDF5_TIMEOUT)"
+)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def with_timeout(timeout: float | None, fn: Callable[[], int]) -> Callable[[], int]:
+    """``fn`` run with ``--timeout`` as the HDF5 wait of every read it makes (None: the default)."""
+
+    def body() -> int:
+        if timeout is None:
+            return fn()
+        from ..formats.hdf5 import timeout_scope
+
+        with timeout_scope(timeout):
+            return fn()
+
+    return body
 
 
 def run(prog: str, fn: Callable[[], int]) -> int:

@@ -12,7 +12,17 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_CODES_HELP, WIDTH_HELP, run, say, table_width, write
+from .common import (
+    EXIT_CODES_HELP,
+    TIMEOUT_HELP,
+    WIDTH_HELP,
+    run,
+    say,
+    seconds,
+    table_width,
+    with_timeout,
+    write,
+)
 
 if TYPE_CHECKING:
     from tfmodelkit.inspect.views import Inspection
@@ -35,6 +45,7 @@ def _common(p: argparse.ArgumentParser, path: bool = True) -> None:
         help="output format (default: table, fitted to the terminal: see below; json and markdown keep the full text)",
     )  # fmt: skip
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel meta graph to use, e.g. serve or serve,gpu (default: serve)")
+    p.add_argument("--timeout", type=seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr (errors still print)")
 
 
@@ -209,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    return run(PROG, lambda: _COMMANDS[args.command](args))
+    return run(PROG, with_timeout(args.timeout, lambda: _COMMANDS[args.command](args)))
 
 
 if __name__ == "__main__":

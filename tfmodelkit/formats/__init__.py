@@ -16,6 +16,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from ..description import FORMATS, CheckReport, ModelDescription
 from ..errors import FormatError, NotFoundError
@@ -116,7 +117,7 @@ def detect(path: str | os.PathLike[str]) -> str:
 
         if v1_state_target(p):  # a `checkpoint` state file naming a V1 checkpoint
             return "checkpoint_v1"
-        if (p / "checkpoint").is_file() or any(c.suffix == ".index" for c in p.iterdir()):
+        if (p / "checkpoint").is_file() or any(c.name.endswith(".index") for c in p.iterdir()):
             return "checkpoint"
         if (p / "model.json").is_file():  # TF.js: model.json + weight shards
             return "tfjs"
@@ -182,6 +183,20 @@ def read(path: str | os.PathLike[str], format: str | None = None, **options: obj
     refuse_unknown("read", options, READ_OPTIONS)
     fmt = normalize_format(format) if format else detect(path)
     return module(fmt).read(Path(path), **options)
+
+
+def keras_model_config(path: str | os.PathLike[str], format: str | None = None, **options: object) -> Any:
+    """The parsed model config of a Keras ``.h5`` (its ``model_config`` attribute) or ``.keras``
+    file (``config.json``); None for a weights-only file.
+
+    Read by the same code as :func:`read` (HDF5 in the guarded child, the archive's safety
+    rules), so a damaged or mislabelled file is refused in the same words; ``options``: ``timeout``.
+    """
+    refuse_unknown("keras_model_config", options, {"timeout"})
+    fmt = normalize_format(format) if format else detect(path)
+    if fmt not in ("keras_h5", "keras_zip"):
+        raise FormatError(f"{path}: a {fmt}, not a Keras model file (.h5 or .keras)")
+    return module(fmt).model_config(Path(path), **options)
 
 
 def check(path: str | os.PathLike[str], format: str | None = None, **options: object) -> CheckReport:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dtypes import NON_NUMERIC, numpy_dtype, tf_dtype_name
-from ..errors import CorruptFileError, NotFoundError, UnsupportedError
-from . import sstable, stream
+from ..errors import CorruptFileError, FormatError, NotFoundError, UnsupportedError
+from . import sstable, stream, wire
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,11 +25,69 @@ MMAP_THRESHOLD = 1 << 20
 #: Upper bound on elements of one tensor we are willing to describe (2^40).
 MAX_ELEMENTS = 1 << 40
 
-_DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<k>\d{5})-of-(?P<n>\d{5})$")
+_DATA_RE = re.compile(r"^(?P<prefix>.*)\.data-(?P<k>\d{5})-of-(?P<n>\d{5})$")
 
 
 # ----------------------------------------------------------------------------------------
 # Resolving what the user pointed at
+
+
+if TYPE_CHECKING:
+    _PathBase = Path
+else:
+    _PathBase = type(Path())  # PosixPath or WindowsPath: pathlib's concrete class here
+
+
+class EmptyPrefix(_PathBase):
+    """The prefix of a checkpoint saved as ``<folder>/``: its files are named ``.index``,
+    ``.data-00000-of-00001`` (and ``.meta``) inside the folder, as TF 1.x training scripts that
+    passed a folder to ``Saver.save`` left them. pathlib cannot spell a path whose last component
+    is empty, so this one writes itself as ``<folder>/``: ``str(p) + ".index"`` names the index,
+    ``p.name`` is ``""`` and ``p.parent`` the folder, as for any other prefix."""
+
+    def __str__(self) -> str:
+        return os.path.join(super().__str__(), "")
+
+    def __fspath__(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"EmptyPrefix({super().__str__()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmptyPrefix) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    @property
+    def name(self) -> str:
+        return ""
+
+    @property
+    def stem(self) -> str:
+        return ""
+
+    @property
+    def suffix(self) -> str:
+        return ""
+
+    @property
+    def parent(self) -> Path:  # type: ignore[override]  # a plain Path, as every derived path
+        return Path(super().__str__())
+
+    def __truediv__(self, key: str | os.PathLike[str]) -> Path:  # type: ignore[override]
+        return Path(super().__str__()) / key
+
+
+def prefix_in(folder: Path, stem: str) -> Path:
+    """The prefix named ``stem`` in ``folder`` (``""``: the files ``.index``, ``.data-*``)."""
+    return folder / stem if stem else EmptyPrefix(folder)
+
+
+def prefix_label(prefix: Path) -> str:
+    """How messages name a prefix within its folder."""
+    return prefix.name or "the empty prefix (files .index, .data-*)"
 
 
 @dataclass(frozen=True)
@@ -43,7 +101,7 @@ def _prefixes_in(folder: Path) -> list[Path]:
     found = []
     for child in folder.iterdir():
         if child.name.endswith(".index") and child.is_file() and ".tempstate" not in child.name:
-            found.append(folder / child.name[: -len(".index")])
+            found.append(prefix_in(folder, child.name[: -len(".index")]))
 
     def key(p: Path) -> tuple[float, list[Any]]:
         parts = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
@@ -63,13 +121,27 @@ def prefixes(path: str | os.PathLike[str]) -> list[Path]:
     return _prefixes_in(folder)
 
 
+def _split_named(named: str) -> tuple[str, str]:
+    """A state-file entry as (folder part, prefix stem). Either separator counts, so that a
+    path written on Windows splits too; an entry ending in a separator has an empty stem."""
+    cut = max(named.rfind("/"), named.rfind("\\")) + 1
+    return named[:cut], named[cut:]
+
+
+def _as_named(folder: Path, named: str) -> Path:
+    """The prefix a state-file entry names, taken as written (relative to ``folder``)."""
+    head, stem = _split_named(named)
+    return prefix_in(Path(head) if os.path.isabs(named) else folder / head, stem)
+
+
 def _exists_here(folder: Path, named: str) -> Path | None:
     """The prefix a state-file entry means: as written, or (absolute paths written on
     another machine) the same name in this folder."""
-    candidate = Path(named) if os.path.isabs(named) else folder / named
+    candidate = _as_named(folder, named)
+    stem = _split_named(named)[1]
     if Path(str(candidate) + ".index").is_file():
         return candidate
-    local = folder / Path(named).name
+    local = prefix_in(folder, stem)
     return local if Path(str(local) + ".index").is_file() else None
 
 
@@ -97,8 +169,8 @@ def _state_file_prefix(folder: Path) -> tuple[Path | None, tuple[str, ...]]:
     found = _exists_here(folder, named)
     if found is None:
         notes.insert(0, f"state file names {named}, which does not exist; using the newest prefix in the folder")
-    elif str(found) != str(folder / named) and not (os.path.isabs(named) and found == Path(named)):
-        notes.insert(0, f"state file names {named}, which is elsewhere; using {found.name} in this folder")
+    elif str(found) != str(_as_named(folder, named)):
+        notes.insert(0, f"state file names {named}, which is elsewhere; using {prefix_label(found)} in this folder")
     return found, tuple(notes)
 
 
@@ -117,13 +189,13 @@ def resolve(path: str | os.PathLike[str]) -> Resolved:
         return Resolved(found[-1], notes)
     name = p.name
     if name.endswith(".index"):
-        p = p.with_name(name[: -len(".index")])
+        p = prefix_in(p.parent, name[: -len(".index")])
     else:
         m = _DATA_RE.match(name)
         if m:
-            p = p.with_name(m.group("prefix"))
+            p = prefix_in(p.parent, m.group("prefix"))
     if not Path(str(p) + ".index").is_file():
-        if p.exists():
+        if p.exists() and not isinstance(p, EmptyPrefix):
             raise CorruptFileError(f"{path}: no {p.name}.index beside it; not a usable checkpoint")
         raise NotFoundError(f"{path}: no such checkpoint (expected {p}.index)")
     # A prefix named directly: the state file beside it still tells of stale entries.
@@ -258,6 +330,44 @@ def _shape(proto: Any, where: str) -> tuple[int, ...]:
     return dims
 
 
+def _starts_with_header(data: bytes) -> bool:
+    """Whether ``data`` opens as a tensor bundle index does: the first entry of the first
+    (uncompressed) block has the empty key and a ``BundleHeaderProto`` value (``08`` = num_shards)."""
+    from google.protobuf.message import DecodeError
+
+    from .protos import tfmodelkit_pb2 as pb
+
+    if data[:2] != b"\x00\x00":
+        return False
+    try:
+        n, pos = wire.read_varint(data, 2)
+    except CorruptFileError:
+        return False
+    value = data[pos : pos + n]
+    if len(value) != n or not value.startswith(b"\x08"):
+        return False
+    try:
+        return pb.BundleHeaderProto.FromString(value).num_shards >= 1
+    except DecodeError:
+        return False
+
+
+def _refuse_unrecognized(data: bytes, index_path: Path) -> None:
+    """Tell an index that lost its end (a truncated copy: damage) from a file that is no index
+    at all (a :class:`FormatError`), before the table reader calls both "bad magic"."""
+    if len(data) >= sstable.FOOTER_SIZE and data[-8:] == sstable.MAGIC.to_bytes(8, "little"):
+        return
+    if _starts_with_header(data):
+        raise CorruptFileError(
+            f"{index_path}: truncated checkpoint index: it opens with a tensor bundle header but its "
+            f"table footer is missing ({len(data)} bytes left)"
+        )
+    # A TF 1.x index whose first block is Snappy-compressed and cut short lands here too.
+    raise FormatError(
+        f"{index_path}: not a checkpoint index (no table footer, and it does not open with a tensor bundle header)"
+    )
+
+
 def read_index(prefix: Path, verify_checksums: bool = True) -> Index:
     """Parse ``prefix.index``: header, entries, slices (no tensor data is read)."""
     from google.protobuf.message import DecodeError
@@ -269,6 +379,7 @@ def read_index(prefix: Path, verify_checksums: bool = True) -> Index:
         data = index_path.read_bytes()
     except OSError as e:
         raise NotFoundError(f"{index_path}: cannot read ({e.strerror})") from None
+    _refuse_unrecognized(data, index_path)
     table = sstable.Table(data, str(index_path), verify_checksums)
     header = None
     entries: dict[str, Entry] = {}
@@ -315,7 +426,8 @@ def read_index(prefix: Path, verify_checksums: bool = True) -> Index:
     try:
         stem = prefix.name
         for child in folder.iterdir():
-            if child.name.startswith(stem) and (".tempstate" in child.name or child.name == stem + "_temp"):
+            # An empty prefix's leftovers start with "." (``.index.tempstate123``).
+            if (child.name.startswith(stem or ".") and ".tempstate" in child.name) or child.name == stem + "_temp":
                 orphans.append(child.name)
     except OSError:
         pass

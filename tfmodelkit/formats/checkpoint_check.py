@@ -12,7 +12,7 @@ from typing import Any
 
 from ..description import CheckReport, Finding
 from ..dtypes import NON_NUMERIC, numpy_dtype
-from ..errors import CorruptFileError, NotFoundError, TFModelKitError, UnsupportedError
+from ..errors import CorruptFileError, NotFoundError, UnsupportedError
 from . import sstable
 from .checkpoint_bundle import Entry, Index, Shards, read_index, resolve, slice_regions, string_lengths
 
@@ -56,7 +56,9 @@ def check(path: Path, progress: ProgressFn | None = None, **options: Any) -> Che
     findings: list[Finding] = []
     try:
         index = read_index(resolved.prefix)
-    except TFModelKitError as e:
+    except CorruptFileError as e:
+        # An index that is recognisably one but damaged (truncated, a bad block): damage found,
+        # exit 1. One that cannot be read, or is no index at all, stays an error (exit 2).
         return CheckReport(str(resolved.prefix), "checkpoint", {}, (Finding("error", "index", str(e)),))
     shards = Shards(index)
     # One listing of the folder instead of a stat per shard: a damaged header can claim

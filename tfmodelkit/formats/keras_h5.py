@@ -17,7 +17,8 @@ Keras 0.x-2, :mod:`.keras3_weights` for Keras 3). No tensor bytes are read by :f
 each weight's loader reopens the file (or memory-maps contiguous data).
 
 libhdf5 can hang or crash on damaged files, so every h5py call runs in a forked child
-(:func:`.hdf5.isolated`); option ``timeout`` (seconds without progress, default 60) bounds it.
+(:func:`.hdf5.isolated`); option ``timeout`` (seconds without progress, default
+:data:`.hdf5.DEFAULT_TIMEOUT`) bounds it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from ..description import ROLE_OTHER, CheckReport, Finding, Layer, ModelDescription, Producer
-from ..errors import FormatError
+from ..errors import CorruptFileError, FormatError
+from . import keras_config as kc
 from .hdf5 import option_timeout
-from .hdf5_inventory import H5Source, Inventory, check_datasets, dataset_weight, file_source, scan_source
+from .hdf5_inventory import (
+    H5Source,
+    Inventory,
+    check_datasets,
+    dataset_weight,
+    file_source,
+    root_attributes,
+    scan_source,
+)
 from .keras3_weights import keras3_assemble
 from .keras_h5_legacy import (
     apply_config,
@@ -160,6 +170,23 @@ def read(path: Path, **options: object) -> ModelDescription:
     source = file_source(Path(path))
     source.timeout = option_timeout(options)
     return describe(scan_source(source), source)
+
+
+def model_config(path: Path, **options: object) -> Any | None:
+    """The parsed ``model_config`` root attribute (None for a weights-only file), read as
+    :func:`read` reads the file: its signature checked first, h5py in the guarded child."""
+    source = file_source(Path(path))
+    source.timeout = option_timeout(options)
+    attrs, problems = root_attributes(source)
+    for subject, message in problems:
+        if subject in ("/", "/@model_config"):
+            raise CorruptFileError(f"{source.display}: {subject}: {message}")
+    if "model_config" not in attrs:
+        return None
+    text = str_attr(attrs, "model_config")
+    if text is None:
+        raise CorruptFileError(f"{source.display}: its model_config attribute is not text")
+    return kc.load_json(text, "model_config", source.display)
 
 
 def check_source(

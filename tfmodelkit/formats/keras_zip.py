@@ -271,6 +271,14 @@ def _options(options: dict[str, object]) -> int:
     return int(limit) if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_INFLATE
 
 
+def model_config(path: Path, **options: object) -> Any | None:
+    """The parsed ``config.json`` (None when the archive has none), after the archive's
+    safety rules, as :func:`read` reads it."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        return _json_member(zf, validate_members(zf, path), "config.json", path)
+
+
 def read(path: Path, **options: object) -> ModelDescription:
     """Describe a ``.keras`` file: its config as layers, its weights (values stay in the zip)."""
     path = Path(path)
@@ -342,15 +350,60 @@ def read(path: Path, **options: object) -> ModelDescription:
     return to_description(out, str(path), FORMAT, producer)
 
 
+def _local_headers(path: Path) -> tuple[list[str], str | None]:
+    """Walk the members' local headers from the start of an archive whose central directory
+    cannot be read: (names of the members whose bytes are all there, what cut the walk short)."""
+    complete: list[str] = []
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            pos = 0
+            while True:
+                fh.seek(pos)
+                raw = fh.read(_LOCAL_HEADER.size)
+                if len(raw) < 4 or raw[:4] != _LOCAL_MAGIC:
+                    return complete, None if raw[:4] == b"PK\x01\x02" else f"no member header at byte {pos}"
+                if len(raw) < _LOCAL_HEADER.size:
+                    return complete, f"a member header is cut short at byte {pos}"
+                fields = _LOCAL_HEADER.unpack(raw)
+                name = fh.read(fields[9]).decode("utf-8", "replace")
+                if fields[2] & 0x8:  # sizes in a data descriptor after the data: no way to step over it
+                    return complete, f"{name!r} keeps its sizes after its data"
+                start = pos + _LOCAL_HEADER.size + fields[9] + fields[10]
+                if start + fields[7] > size:
+                    have = max(0, size - start)
+                    return complete, f"{name!r} is cut short ({have} of its {fields[7]} bytes are there)"
+                complete.append(name)
+                pos = start + fields[7]
+    except OSError as e:
+        return complete, f"cannot read it ({e.strerror})"
+
+
+def _damaged_archive(path: Path, error: CorruptFileError) -> CheckReport:
+    """The report on an archive recognised as a zip (it opens with a member header) whose
+    directory cannot be read: what is wrong, and which members survive before the damage."""
+    complete, stop = _local_headers(path)
+    found = f"{len(complete)} complete member(s) precede the damage: {', '.join(complete)}" if complete else "no member is complete"
+    message = f"{str(error).partition(': ')[2] or error}: its central directory cannot be read (a truncated copy?); {found}"
+    finding = Finding("error", "archive", message + (f"; then {stop}" if stop else ""))
+    return CheckReport(path=str(path), format=FORMAT, checked={"members": len(complete)}, findings=(finding,))
+
+
 def check(path: Path, **options: object) -> CheckReport:
-    """Integrity check: every member's CRC, the JSON members, every HDF5 dataset."""
+    """Integrity check: every member's CRC, the JSON members, every HDF5 dataset.
+
+    An archive that opens as a zip but whose directory cannot be read (a truncated copy) is
+    reported as damage found; a file that is no zip at all is refused (FormatError)."""
     path = Path(path)
     max_inflate = _options(options)
     findings: list[Finding] = []
     checked: dict[str, int] = {"members": 0}
-    zf = _open_zip(path)
+    try:
+        zf = _open_zip(path)
+    except CorruptFileError as e:
+        return _damaged_archive(path, e)
     with zf:
-        members = validate_members(zf, path)
+        members = validate_members(zf, path)  # unsafe names and zip bombs are refused, not checked
         for name, info in members.items():
             checked["members"] += 1
             try:

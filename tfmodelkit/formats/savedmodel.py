@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,19 +82,52 @@ def load_proto(folder: Path) -> Any:
         size = binary.stat().st_size
         if size > MAX_PROTO_BYTES:
             raise UnsupportedError(f"{binary}: {size} bytes is over protobuf's 2 GiB limit")
+        data = binary.read_bytes()
         try:
-            msg.ParseFromString(binary.read_bytes())
+            msg.ParseFromString(data)
         except (DecodeError, RecursionError, ValueError) as e:
-            raise CorruptFileError(f"{binary}: not a valid SavedModel protobuf ({e})") from None
+            if not _opens_like_savedmodel(data):
+                raise FormatError(f"{binary}: not a SavedModel protobuf ({e})") from None
+            raise CorruptFileError(f"{binary}: damaged SavedModel protobuf ({e}){_truncation(data)}") from None
         return msg
     text = folder / "saved_model.pbtxt"
+    content = text.read_text(errors="replace")
     try:
-        text_format.Parse(
-            text.read_text(errors="replace"), msg, allow_unknown_field=True, allow_unknown_extension=True
-        )
+        text_format.Parse(content, msg, allow_unknown_field=True, allow_unknown_extension=True)
     except (text_format.ParseError, RecursionError, ValueError) as e:
-        raise CorruptFileError(f"{text}: not a valid text-format SavedModel ({e})") from None
+        if not re.match(r"\s*(#.*\n\s*)*(saved_model_schema_version|meta_graphs)\b", content):
+            raise FormatError(f"{text}: not a text-format SavedModel ({e})") from None
+        raise CorruptFileError(f"{text}: damaged text-format SavedModel ({e})") from None
     return msg
+
+
+def _opens_like_savedmodel(data: bytes) -> bool:
+    """Whether ``data`` starts as TensorFlow writes a SavedModel: ``saved_model_schema_version
+    = 1`` (bytes 08 01), or straight away a ``meta_graphs`` field (tag 0x12). Garbage, or another
+    file under the name, does not; a damaged or cut-short SavedModel does."""
+    return data.startswith(b"\x08\x01\x12") or data.startswith(b"\x12")
+
+
+def _truncation(data: bytes) -> str:
+    """``"; the file is truncated ..."`` when a top-level field runs past the end of ``data``."""
+    from .wire import LENGTH_DELIMITED, VARINT, read_varint
+
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = read_varint(data, pos)
+            if key & 7 == VARINT:
+                _, pos = read_varint(data, pos)
+            elif key & 7 == LENGTH_DELIMITED:
+                n, pos = read_varint(data, pos)
+                if pos + n > len(data):
+                    return f"; the file is truncated: field {key >> 3} needs {pos + n} bytes, the file has {len(data)}"
+                pos += n
+            else:
+                return ""
+    except CorruptFileError:
+        return f"; the file is truncated ({len(data)} bytes)"
+    return ""
 
 
 def _shape(proto: Any) -> tuple[int | None, ...] | None:
@@ -318,20 +352,25 @@ def _assets(folder: Path, meta_graph: Any) -> tuple[Asset, ...]:
 
 def select_meta_graph(model: Any, tags: str | None) -> Any:
     """The meta graph with tag set ``tags`` ("serve" or "serve,gpu"); default: "serve" or the first."""
+    return model.meta_graphs[selected_index(model, tags)]
+
+
+def selected_index(model: Any, tags: str | None) -> int:
+    """The position of :func:`select_meta_graph`'s choice among the model's meta graphs."""
     graphs = list(model.meta_graphs)
     if not graphs:
         raise CorruptFileError("the SavedModel holds no meta graph")
     if tags:
         wanted = {t.strip() for t in tags.split(",") if t.strip()}
-        for mg in graphs:
+        for i, mg in enumerate(graphs):
             if set(mg.meta_info_def.tags) == wanted:
-                return mg
+                return i
         have = "; ".join(",".join(mg.meta_info_def.tags) for mg in graphs)
         raise NotFoundError(f"no meta graph with tag set {','.join(sorted(wanted))} (tag sets: {have})")
-    for mg in graphs:
+    for i, mg in enumerate(graphs):
         if list(mg.meta_info_def.tags) == ["serve"]:
-            return mg
-    return graphs[0]
+            return i
+    return 0
 
 
 def read(path: Path, tags: str | None = None, **options: Any) -> ModelDescription:
@@ -349,13 +388,16 @@ def read(path: Path, tags: str | None = None, **options: Any) -> ModelDescriptio
 
 def _describe(folder: Path, notes: tuple[str, ...], tags: str | None) -> ModelDescription:
     model = load_proto(folder)
-    selected = select_meta_graph(model, tags)
+    chosen = selected_index(model, tags)
+    selected = model.meta_graphs[chosen]
     warnings = list(notes)
     signatures = []
     meta_graphs = []
-    for mg in model.meta_graphs:
+    for i, mg in enumerate(model.meta_graphs):
         mg_tags = tuple(mg.meta_info_def.tags)
-        for key in sorted(mg.signature_def):
+        # Only the chosen meta graph's signatures: the others belong to other tag sets (a
+        # `train` graph's signatures are not served), listed by name in metadata.meta_graphs.
+        for key in sorted(mg.signature_def) if i == chosen else ():
             sd = mg.signature_def[key]
             signatures.append(
                 Signature(
@@ -398,6 +440,7 @@ def _describe(folder: Path, notes: tuple[str, ...], tags: str | None) -> ModelDe
     metadata: dict[str, Any] = {
         "schema_version": model.saved_model_schema_version,
         "meta_graphs": meta_graphs,
+        "tag_sets": [",".join(mg.meta_info_def.tags) for mg in model.meta_graphs],
         "selected_tags": list(info.tags),
         **variables_meta,
     }
@@ -441,7 +484,7 @@ def check(path: Path, **options: Any) -> CheckReport:
     checked: dict[str, int] = {}
     try:
         model = load_proto(folder)
-    except TFModelKitError as e:
+    except CorruptFileError as e:  # damaged: exit 1; not a SavedModel at all, or unsupported: exit 2
         return CheckReport(str(folder), "savedmodel", {}, (Finding("error", "saved_model.pb", str(e)),))
     checked["meta_graphs"] = len(model.meta_graphs)
     if not model.meta_graphs:
@@ -454,7 +497,10 @@ def check(path: Path, **options: Any) -> CheckReport:
                 findings.append(Finding("error", f"assets/{asset_def.filename}", "asset file is missing"))
     prefix = folder / "variables" / "variables"
     if Path(str(prefix) + ".index").is_file():
-        report = checkpoint.check(prefix, progress=options.get("progress"))
+        try:
+            report = checkpoint.check(prefix, progress=options.get("progress"))
+        except FormatError as e:  # the graph was read: garbage in variables/ is damage found
+            report = CheckReport(str(prefix), "checkpoint", {}, (Finding("error", "index", str(e)),))
         checked.update(report.checked)
         findings.extend(
             Finding(f.severity, f"variables/{f.subject}" if f.subject == "index" else f.subject, f.message)

@@ -264,7 +264,8 @@ def expand_paths(path: PathLike, format: str | None = None, every_prefix: bool =
         if fmt == "checkpoint":
             found = checkpoint.prefixes(path)
             if found:
-                return [str(p) for p in found]
+                # An empty prefix ("<folder>/") as text means the folder: named by its index.
+                return [str(p) if p.name else f"{p}.index" for p in found]
     return [str(path)]
 
 

@@ -35,7 +35,7 @@ def _savedmodel_serving(desc: ModelDescription, tags: str | None) -> tuple[list[
     findings = _serving_layout(folder)
     wanted = tuple(sorted(t.strip() for t in (tags or "serve").split(",") if t.strip()))
     sigs = [s for s in desc.visible_signatures() if tuple(sorted(s.tags)) == wanted]
-    tag_sets = sorted({",".join(sorted(s.tags)) for s in desc.signatures})
+    tag_sets = sorted({",".join(sorted(mg["tags"])) for mg in desc.metadata.get("meta_graphs", [])})
     if not any(tuple(sorted(mg["tags"])) == wanted for mg in desc.metadata.get("meta_graphs", [])):
         findings.append(
             Finding(
