@@ -139,8 +139,10 @@ def _tflite(desc: ModelDescription, expected: dict[str, Any], out: list[str]) ->
                 want = [(e["name"], e["dtype"], e["shape"]) for e in expected[side]]
                 if got != want:
                     out.append(f"subgraph 0 {side}: ours {got}, theirs {want}")
-    if desc.metadata.get("tensors") != expected["tensor_count"]:
-        out.append(f"tensor count {desc.metadata.get('tensors')} != {expected['tensor_count']}")
+    # LiteRT's tensor_count is get_tensor_details(): subgraph 0's tensors.
+    main = (desc.metadata.get("tensors_per_subgraph") or [0])[0]
+    if main != expected["tensor_count"]:
+        out.append(f"subgraph 0 tensor count {main} != {expected['tensor_count']}")
 
 
 def mismatches(desc: ModelDescription, expected: dict[str, Any], hashes: bool = True) -> list[str]:

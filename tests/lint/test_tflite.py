@@ -139,3 +139,43 @@ def test_keras_and_checkpoints_for_tflite():
     assert keras.severity == "warning" and "modelconv" in keras.message
     [ckpt] = lint(FIXTURES / "checkpoint/sharded", "tflite").findings
     assert ckpt.severity == "error" and "weights only" in ckpt.message
+
+
+def test_mediapipe_ops_stock_litert_runs_do_not_fail_the_gate(tmp_path):
+    """MediaPipe's Convolution2DTransposeBias (and its pooling pair) have no kernel in LiteRT's
+    resolver, but the XNNPACK delegate LiteRT applies by default runs them on float32: a
+    warning, not an error. On int8 tensors XNNPACK refuses them and LiteRT cannot run the model."""
+    from tests.lint.custom_ops import INT8, UNRESOLVED, litert_error, mediapipe_models, run_outputs, write
+
+    for name, content in mediapipe_models().items():
+        assert litert_error(content) is None  # stock LiteRT runs it
+        report = lint(write(tmp_path, name, content), ["tflite"])
+        assert report.ok, report.findings
+        [finding] = report.findings
+        assert (finding.severity, finding.subject) == ("warning", f"op {name}")
+        assert "XNNPACK" in finding.message and "fix:" in finding.message
+    # It computes a transposed convolution (2x2 kernel, stride 2: no overlap) plus the bias.
+    deconv = mediapipe_models()["Convolution2DTransposeBias"]
+    x = np.random.default_rng(1).standard_normal((1, 4, 4, 2)).astype(np.float32)
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(deconv, 0)
+    w = np.frombuffer(bytes(model.buffers[1].data), np.float32).reshape(3, 2, 2, 2)
+    b = np.frombuffer(bytes(model.buffers[2].data), np.float32)
+    expected = np.einsum("nijc,oabc->niajbo", x, w).reshape(1, 8, 8, 3) + b
+    [got] = run_outputs(deconv, {0: x})
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+    content = mediapipe_models(INT8)["Convolution2DTransposeBias"]
+    assert UNRESOLVED in (litert_error(content) or "")
+    [error] = errors(lint(write(tmp_path, "int8", content), ["tflite"]))
+    assert error.subject == "op Convolution2DTransposeBias" and "int8" in error.message
+
+
+def test_unknown_custom_op_is_still_an_error(tmp_path):
+    from tests.lint.custom_ops import UNRESOLVED, litert_error, plain_model, write
+
+    content = plain_model("NoSuchOpAnywhere")
+    assert UNRESOLVED in (litert_error(content) or "")
+    [error] = errors(lint(write(tmp_path, "made_up", content), ["tflite"]))
+    assert error.subject == "op NoSuchOpAnywhere" and "register the kernel" in error.message

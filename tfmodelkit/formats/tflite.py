@@ -33,10 +33,10 @@ from .tflite_values import holds_data, load_values, value_chunks
 
 #: The reader's public face; ``load_model``, ``quant_problems`` and ``tensor_subject`` also serve
 #: the tflite lint target.
-__all__ = ["FORMAT", "check", "load_model", "quant_problems", "read", "tensor_subject"]
+__all__ = ["CUSTOM_CODE", "FORMAT", "check", "load_model", "quant_problems", "read", "tensor_subject"]
 
 FORMAT = "tflite"
-_CUSTOM = 32  # BuiltinOperator.CUSTOM
+CUSTOM_CODE = 32  # BuiltinOperator.CUSTOM: the op is named by its custom_code
 #: Problems ``read`` repeats as warnings before it says "and N more".
 _MAX_LISTED = 20
 
@@ -95,7 +95,7 @@ def _op_name(model: Model, index: int) -> str | None:
     if not 0 <= index < len(model.opcodes):
         return None
     oc = model.opcodes[index]
-    if oc.builtin == _CUSTOM:
+    if oc.builtin == CUSTOM_CODE:
         return oc.custom or "CUSTOM"
     return builtin_names().get(oc.builtin, f"BUILTIN_{oc.builtin}")
 
@@ -105,7 +105,7 @@ def _weights(model: Model) -> tuple[Weight, ...]:
     for i, sg in enumerate(model.subgraphs):
         for t in sg.tensors:
             b = model.buffer(t.buffer)
-            if b is not None and holds_data(t, b):
+            if b is not None and holds_data(b):
                 found.append((i, t, b))
     names = [t.name or f"tensor_{t.index}" for _, t, _ in found]
     subgraphs_of: dict[str, set[int]] = defaultdict(set)
@@ -188,7 +188,7 @@ def _describe(model: Model, problems: list[Finding]) -> ModelDescription:
             name = _op_name(model, op.opcode_index)
             if name is not None:
                 ops[name] += 1
-    custom = sorted({oc.custom for oc in model.opcodes if oc.builtin == _CUSTOM and oc.custom})
+    custom = sorted({oc.custom for oc in model.opcodes if oc.builtin == CUSTOM_CODE and oc.custom})
     flex = [c for c in custom if c.startswith("Flex")]
     if flex:
         warnings.append(
@@ -196,7 +196,10 @@ def _describe(model: Model, problems: list[Finding]) -> ModelDescription:
         )
     others = [c for c in custom if not c.startswith("Flex")]
     if others:
-        warnings.append(f"uses custom ops {', '.join(others)}: running it needs their kernels registered")
+        warnings.append(
+            f"uses custom ops {', '.join(others)}: running it needs a kernel or a delegate for each "
+            "(`modelinspect check --target tflite` says which ones stock LiteRT runs)"
+        )
     if model.external_buffers:
         warnings.append(
             f"keeps {model.external_buffers} tensors in external weight files, which tfmodelkit does not read"
@@ -217,8 +220,12 @@ def _describe(model: Model, problems: list[Finding]) -> ModelDescription:
     metadata = {
         "subgraphs": len(model.subgraphs),
         "subgraph_names": [sg.name for sg in model.subgraphs],
-        "tensors": len(model.subgraphs[0].tensors) if model.subgraphs else 0,
+        # Both counted over every subgraph, as `check` does; subgraph by subgraph after
+        # (LiteRT's get_tensor_details(i) lists subgraph i's tensors).
+        "tensors": sum(len(sg.tensors) for sg in model.subgraphs),
         "operators": sum(len(sg.operators) for sg in model.subgraphs),
+        "tensors_per_subgraph": [len(sg.tensors) for sg in model.subgraphs],
+        "operators_per_subgraph": [len(sg.operators) for sg in model.subgraphs],
         "buffers": len(model.buffers),
         "metadata_names": metadata_names,
         "signature_source": source,

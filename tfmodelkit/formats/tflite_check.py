@@ -178,7 +178,7 @@ def _subgraph_problems(model: Model, i: int, sg: Subgraph, deep: bool, add: _Add
                 subject,
                 f"buffer index {tensor.buffer} is out of range ({len(model.buffers)} buffers)",
             )
-        elif holds_data(tensor, buf):
+        elif holds_data(buf):
             constant.add(tensor.index)
             problem = _constant_problem(model, i, tensor, buf, deep)
             if problem:
@@ -228,8 +228,10 @@ def _subgraph_problems(model: Model, i: int, sg: Subgraph, deep: bool, add: _Add
     dangling: dict[int, None] = {}
     for op in sg.operators:
         for t in op.inputs:
+            # A zero-element tensor has nothing to read (LiteRT allocates it empty).
             if 0 <= t < n and t not in available and not sg.tensors[t].is_variable:
-                dangling[t] = None
+                if element_count(sg.tensors[t].shape) != 0:
+                    dangling[t] = None
     for t in dangling:
         add(
             "warning",

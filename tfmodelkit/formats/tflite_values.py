@@ -14,7 +14,7 @@ import numpy as np
 from ..dtypes import numpy_dtype
 from ..errors import CorruptFileError, NotFoundError, UnsupportedError
 from . import stream
-from .tflite_parse import Buffer, Sparsity, Tensor
+from .tflite_parse import Buffer, Sparsity
 
 #: A sparse constant may densify to this many elements, or to this many per file byte.
 _DENSE_MIN_ELEMENTS = 1 << 22
@@ -32,17 +32,15 @@ def element_count(shape: tuple[int, ...]) -> int | None:
     return n
 
 
-def holds_data(t: Tensor, b: Buffer) -> bool:
-    """Whether ``t`` is a constant: its buffer has bytes (LiteRT's rule), or ``t`` has zero
-    elements and a data vector of its own, present but empty."""
+def holds_data(b: Buffer) -> bool:
+    """Whether a tensor over buffer ``b`` is a constant: the buffer has bytes.
+
+    LiteRT's rule: a data vector that is present but empty makes a writable tensor, not a
+    read-only one, zero-element tensors included (the converter writes such buffers for
+    shape constants of shape (0,), as ``tf.signal.frame`` makes), so such a tensor is no weight.
+    """
     span = b.span()
-    if span is None:
-        return False
-    if span[1] > 0:
-        return True
-    # A zero-element constant keeps a present-but-empty data vector (buffer 0 is the
-    # shared empty sentinel, so it does not count).
-    return t.buffer != 0 and element_count(t.shape) == 0
+    return span is not None and span[1] > 0
 
 
 def _map_bytes(path: Path, label: str, offset: int, nbytes: int) -> np.ndarray:

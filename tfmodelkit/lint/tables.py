@@ -277,8 +277,22 @@ TFLITE_QUIRKS = {
     "fails, with or without Flex; fix: use tf.cond (nested for more branches)",
 }
 
-#: Custom ops LiteRT's default op resolver registers itself (no app code needed).
-TFLITE_STOCK_CUSTOM = frozenset({"TFLite_Detection_PostProcess", "AudioSpectrogram", "Mfcc", "NumericVerify"})
+#: Custom ops stock LiteRT (ai-edge-litert 2.3's Python ``Interpreter``, default options) runs
+#: with no app code, and how. ``kernel``: its default op resolver registers a kernel. ``xnnpack``:
+#: no kernel is registered, but the XNNPACK delegate LiteRT applies by default on CPU claims
+#: these MediaPipe ops, on float32 tensors only (with the default delegates off, or on int8
+#: tensors, LiteRT stops at "unresolved custom op"). Found by building a one-op model for every
+#: name in LiteRT's shared libraries; tests/lint/test_tables.py proves each entry, and that
+#: other names stay unresolved, against the installed LiteRT.
+TFLITE_STOCK_CUSTOM: Mapping[str, str] = {
+    "AudioSpectrogram": "kernel",
+    "Mfcc": "kernel",
+    "NumericVerify": "kernel",
+    "TFLite_Detection_PostProcess": "kernel",
+    "Convolution2DTransposeBias": "xnnpack",
+    "MaxPoolingWithArgmax2D": "xnnpack",
+    "MaxUnpooling2D": "xnnpack",
+}
 
 
 @dataclass(frozen=True)

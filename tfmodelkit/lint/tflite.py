@@ -8,6 +8,7 @@ quantization; for a Keras file, its recurrent layers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..description import Finding, ModelDescription
 from .graph import Program
@@ -22,6 +23,9 @@ from .tables import (
     TFLITE_QUIRKS,
     TFLITE_STOCK_CUSTOM,
 )
+
+if TYPE_CHECKING:
+    from ..formats.tflite_parse import Model
 
 
 def _tflite_op_finding(op: str, count: int, sigs: set[str] | None) -> Finding | None:
@@ -109,43 +113,72 @@ def _savedmodel_tflite(desc: ModelDescription, tags: str | None) -> tuple[list[F
     return findings, {scope: len(census)}
 
 
+def _xnnpack_dtypes(model: Model, name: str) -> list[str]:
+    """dtypes other than float32 among the tensors of the nodes running custom op ``name``."""
+    from ..formats.tflite import CUSTOM_CODE
+
+    codes = {i for i, oc in enumerate(model.opcodes) if oc.builtin == CUSTOM_CODE and oc.custom == name}
+    found: dict[str, None] = {}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.opcode_index not in codes:
+                continue
+            for t in (*op.inputs, *op.outputs):
+                if 0 <= t < len(sg.tensors) and sg.tensors[t].dtype != "float32":
+                    found[sg.tensors[t].dtype] = None
+    return list(found)
+
+
+def _custom_op_finding(name: str, flex: set[str], model: Model) -> Finding:
+    subject = f"op {name}"
+    if name in flex:
+        return Finding(
+            "warning", subject,
+            "a Flex (select TF) op: it runs only with the Flex delegate linked into the app "
+            "(tensorflow-lite-select-tf-ops on Android, the full TensorFlow pip package in Python); "
+            "fix: re-convert without --select-tf-ops if builtins can express it",
+            target="tflite",
+        )  # fmt: skip
+    how = TFLITE_STOCK_CUSTOM.get(name)
+    if how == "kernel":
+        return Finding(
+            "warning", subject,
+            "a custom op LiteRT's default op resolver provides; fix: keep it in a selective build's op list",
+            target="tflite",
+        )  # fmt: skip
+    if how == "xnnpack":
+        other = _xnnpack_dtypes(model, name)
+        if other:
+            return Finding(
+                "error", subject,
+                f"a MediaPipe custom op stock LiteRT runs only through its XNNPACK delegate, which takes float32 "
+                f"tensors, and this model gives it {', '.join(other)} ones: LiteRT cannot run the model; fix: "
+                "register MediaPipe's kernel for it (op resolver AddCustom), or keep the op's tensors float32",
+                target="tflite",
+            )  # fmt: skip
+        return Finding(
+            "warning", subject,
+            "a MediaPipe custom op stock LiteRT runs through the XNNPACK delegate it applies by default on CPU "
+            "(no kernel is registered for it): a build with the default delegates off, another delegate or "
+            "TFLite Micro cannot run it; fix: keep XNNPACK on, or register MediaPipe's kernel (op resolver "
+            "AddCustom) in such builds",
+            target="tflite",
+        )  # fmt: skip
+    return Finding(
+        "error", subject,
+        "a custom op: LiteRT cannot run the model until the app registers a kernel for it; "
+        "fix: register the kernel (op resolver AddCustom), or re-convert without "
+        "allow_custom_ops (builtins, or Flex with --select-tf-ops)",
+        target="tflite",
+    )  # fmt: skip
+
+
 def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
     from ..formats import tflite as tfl
 
-    findings = []
+    model = tfl.load_model(Path(desc.path))
     flex = set(desc.metadata.get("flex_ops", []))
-    for name in desc.metadata.get("custom_ops", []):
-        if name in flex:
-            findings.append(
-                Finding(
-                    "warning",
-                    f"op {name}",
-                    "a Flex (select TF) op: it runs only with the Flex delegate linked into the app "
-                    "(tensorflow-lite-select-tf-ops on Android, the full TensorFlow pip package in Python); "
-                    "fix: re-convert without --select-tf-ops if builtins can express it",
-                    target="tflite",
-                )
-            )
-        elif name in TFLITE_STOCK_CUSTOM:
-            findings.append(
-                Finding(
-                    "warning",
-                    f"op {name}",
-                    "a custom op LiteRT's default op resolver provides; fix: keep it in a selective build's op list",
-                    target="tflite",
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "error",
-                    f"op {name}",
-                    "a custom op: LiteRT cannot run the model until the app registers a kernel for it; "
-                    "fix: register the kernel (op resolver AddCustom), or re-convert without "
-                    "allow_custom_ops (builtins, or Flex with --select-tf-ops)",
-                    target="tflite",
-                )
-            )
+    findings = [_custom_op_finding(name, flex, model) for name in desc.metadata.get("custom_ops", [])]
     for sig in desc.signatures:
         for role, specs in (("input", sig.inputs), ("output", sig.outputs)):
             for spec in specs:
@@ -173,7 +206,6 @@ def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int
                             target="tflite",
                         )
                     )
-    model = tfl.load_model(Path(desc.path))
     checked_quant = 0
     for i, sg in enumerate(model.subgraphs):
         for t in sg.tensors:
