@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml tfjs/package-lock.json
 	command -v npm >/dev/null || { echo "make: npm not found: install Node.js 20+ and npm (e.g. apt-get install nodejs npm) for TF.js"; exit 1; }
 	npm ci --prefix tfjs --no-audit --no-fund --loglevel=error
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[convert,dev]'
+	$(PY) -m pip install --quiet -e '.[convert,dev,jax]'
 	$(PY) -m pip install --quiet --no-deps 'tf_keras==2.21.*'
 	touch $(STAMP)
 

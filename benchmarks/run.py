@@ -116,6 +116,14 @@ sys.exit(1 if bad else 0)
 """
 
 
+# What `modelconv to-keras` wraps: Keras 3's own load and save (no verification).
+BARE_KERAS_SAVE = """
+import sys
+import keras
+keras.saving.load_model(sys.argv[1]).save(sys.argv[2])
+"""
+
+
 def conversion_cases() -> list[tuple[str, list[str], list[str] | None, str]]:
     """Each conversion (verification included) against the bare TF/Keras calls it wraps."""
     work = ROOT / "benchmarks" / ".cache" / "conversions"
@@ -144,6 +152,12 @@ def conversion_cases() -> list[tuple[str, list[str], list[str] | None, str]]:
             [*conv, "verify", str(sm_src), str(work / "ours.tflite"), "-q"],
             [sys.executable, "-c", BARE_VERIFY, str(sm_src), str(work / "ours.tflite")],
             "<= 1.5x bare",
+        ),
+        (
+            "to-keras conv_bn.keras (verified in a fresh process)",
+            [*conv, "to-keras", str(keras_src), str(work / "ours.keras"), "--overwrite", "-q"],
+            [sys.executable, "-c", BARE_KERAS_SAVE, str(keras_src), str(work / "bare.keras")],
+            "<= 1.3x bare",
         ),
     ]
 

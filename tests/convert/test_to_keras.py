@@ -253,7 +253,7 @@ def test_convert_to_a_keras_destination_takes_the_to_keras_route(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["tflite/float_mlp.tflite", "x.keras"], "to-keras converts Keras .h5 and .keras files"),
+        (["tflite/two_io_float32.tflite", "x.keras"], "to-keras converts Keras .h5 and .keras files"),
         (["keras_zip/conv_bn.keras", "x.onnx"], "writes a .keras file or a .weights.h5 file"),
         (["keras_zip/conv_bn.keras", "x.keras", "--keras-backend", "theano"], "choose from tensorflow, jax"),
         (["keras_h5/tfkeras_nested_sequential.h5", "x.keras"], "Keras 3 cannot rebuild this Keras 2 model"),
@@ -307,3 +307,43 @@ def test_source_files_are_untouched(tmp_path):
     before = src.read_bytes()
     assert _to_keras()(src, tmp_path / "m.keras", verify=None).ok
     assert src.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------ beyond TensorFlow
+
+
+@pytest.fixture(scope="module")
+def jax_installed():
+    pytest.importorskip("jax", reason="the jax extra is not installed (pip install 'tfmodelkit[jax]')")
+
+
+def test_jax_backend_reproduces_the_numbers(jax_installed, fixture_results, tmp_path):
+    """The same .keras files, loaded by plain Keras on JAX in a fresh process, compute the
+    outputs the original framework stored (a 2016-style Keras 2 hard_sigmoid model included)."""
+    names = ["keras_h5_keras2_hard_sigmoid", "keras_h5_tfkeras_lstm", "keras_zip_functional_multi_io"]
+    jobs = [
+        {
+            "name": n,
+            "model": str(fixture_results[n][1]),
+            "inputs": str(FIXTURES / "inputs" / f"{n}.inputs.npz"),
+        }
+        for n in names
+    ]
+    answer = plain_keras_run(jobs, tmp_path, backend="jax")
+    assert answer["backend"] == "jax" and answer["importable"] is False
+    for job in jobs:
+        with np.load(FIXTURES / "inputs" / f"{job['name']}.outputs.npz") as z:
+            for key in z.files:
+                np.testing.assert_allclose(
+                    job["outputs"][key], z[key], atol=1e-5, rtol=1e-5, err_msg=job["name"]
+                )
+
+
+@pytest.mark.corpus
+def test_keras1_model_runs_on_jax(jax_installed, corpus, tmp_path):
+    """A Keras 1 LSTM converted with verification on both backends."""
+    report = _to_keras()(
+        ORACLE / "simple_lstm_tf_keras_1_model.h5", tmp_path / "m.keras", keras_backends=("tensorflow", "jax")
+    )
+    assert report.ok and report.loader == "keras1-upgrade"
+    assert [v["label"].rsplit(" ", 1)[-1] for v in report.verification] == ["tensorflow", "jax"]
