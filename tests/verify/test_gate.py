@@ -40,7 +40,6 @@ def perturbed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     from tfmodelkit.convert.route import convert
-
     from tfmodelkit.verify import KerasRunner, generate_inputs, save_arrays
 
     folder = tmp_path_factory.mktemp("converted")

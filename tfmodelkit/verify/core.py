@@ -127,7 +127,7 @@ def _fixed_batch(
     for spec in reference:
         given = shapes.get(spec.name)
         other = candidate.get(cand_of.get(spec.name, ""))
-        dims = [list(given)] if given else []
+        dims: list[list[int | None]] = [list(given)] if given else []
         dims += [list(s.shape) for s in (spec, other) if s is not None and s.shape]
         fixed.update(int(d[0]) for d in dims if d and d[0] is not None)
     return fixed.pop() if len(fixed) == 1 else None
@@ -224,8 +224,9 @@ def compare_runners(
     expected = _join([ref.run(f) for f in feeds])
     actual = _join([cand.run({c: f[r] for r, c in match.pairs if r in f}) for f in feeds])
     feed = _join(feeds)
-    context["inputs"] = feed_summary(feed, how)
-    context["samples"] = next(iter(context["inputs"].values()), {}).get("samples", 0) if feed else 0
+    summary = feed_summary(feed, how)
+    context["inputs"] = summary
+    context["samples"] = next(iter(summary.values()), {}).get("samples", 0) if summary else 0
     context["runs"] = len(feeds)
 
     tolerances: dict[str, tuple[float | None, float | None]] = {}

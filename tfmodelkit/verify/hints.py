@@ -92,8 +92,8 @@ def keras_hints(config: Any) -> dict[str, InputHint]:
         hint = layer_hint(first) if first is not None else None
         if hint is None:
             return {}
-        inputs = [e for e in layers if entry_class(e) == "InputLayer"]
-        name = entry_name(inputs[0], "input") if inputs else None
+        declared = [e for e in layers if entry_class(e) == "InputLayer"]
+        name = entry_name(declared[0], "input") if declared else None
         return {name or "*": hint}  # "*": the model's only input, whatever the runner names it
     inputs = {entry_name(e, "") for e in layers if entry_class(e) == "InputLayer"}
     out: dict[str, InputHint] = {}

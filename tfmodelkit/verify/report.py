@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .compare import ErrorHistogram, OutputComparison, VerificationReport
@@ -94,7 +95,7 @@ def applied_tolerances(report: VerificationReport) -> str:
     return "; ".join(parts)
 
 
-def inputs_phrase(context: dict[str, Any]) -> str:
+def inputs_phrase(context: Mapping[str, Any]) -> str:
     """How many samples ran and where they came from: "32 generated samples", "4 given samples"."""
     samples = context.get("samples")
     source = context.get("inputs_source") or "generated"
@@ -103,7 +104,7 @@ def inputs_phrase(context: dict[str, Any]) -> str:
     return f"{samples} {source} sample{'' if samples == 1 else 's'}"
 
 
-def _inputs_lines(context: dict[str, Any]) -> list[str]:
+def _inputs_lines(context: Mapping[str, Any]) -> list[str]:
     inputs = context.get("inputs")
     if not isinstance(inputs, dict) or not inputs:
         return []
