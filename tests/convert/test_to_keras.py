@@ -287,6 +287,33 @@ def test_corpus_refusals(corpus, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.corpus
+def test_tf_keras_savedmodel_becomes_a_keras_file(corpus, tmp_path):
+    """The corpus tf_keras 2.2 SavedModel (Keras metadata in the object graph), revived by
+    tf_keras, becomes a .keras that plain Keras loads with the same layer names and numbers."""
+    src = CORPUS / "savedmodel/tfkeras_lso_savedmodel_tf2.2"
+    dst = tmp_path / "m.keras"
+    report = _to_keras()(src, dst)
+    assert report.ok and report.route == ["savedmodel", "keras_zip"] and report.loader == "tf_keras"
+    assert report.details["names_kept"] and report.details["layers"] == ["dense"]
+    np.savez(tmp_path / "x.npz", dense_input=np.linspace(-2, 2, 10, dtype=np.float32).reshape(5, 2))
+    (job,) = jobs = [{"model": str(dst), "inputs": str(tmp_path / "x.npz")}]
+    assert plain_keras_run(jobs, tmp_path)["importable"] is False
+    import tf_keras
+
+    expected = tf_keras.models.load_model(str(src), compile=False)(np.load(tmp_path / "x.npz")["dense_input"])
+    np.testing.assert_allclose(job["outputs"]["dense"], np.asarray(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_savedmodel_without_keras_metadata_is_refused(tmp_path, capsys):
+    from tfmodelkit.cli.modelconv import main
+
+    rc = main(["to-keras", str(FIXTURES / "savedmodel/keras3_two_io"), str(tmp_path / "x.keras"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "without Keras metadata" in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_worker_keeps_tfmodelkit_out():
     from tfmodelkit.verify.runners import KerasProcessRunner
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import UnsupportedError, UserError
 from ..formats import detect
-from ..loaders.keras_migrate import migrate_to_keras3
+from ..loaders.keras import LoadedKeras
+from ..loaders.keras_migrate import load_keras_savedmodel, migrate_to_keras3
 from ..loaders.tf import quiet_fds, version
 from ..loaders.user_code import load_custom_objects
 from ..options import checked_options
@@ -71,6 +72,8 @@ def _source_optimizer(src: Path, fmt: str) -> bool:
     """Whether the source file holds optimizer state."""
     import h5py
 
+    if fmt == "savedmodel":
+        return False
     try:
         if fmt == "keras_h5":
             with h5py.File(src, "r") as f:
@@ -165,6 +168,16 @@ def _check_result_names(source: KerasRunner, result: KerasProcessRunner, report:
     report.details.setdefault("names_kept", True)
 
 
+def _load_source(
+    src: Path, fmt: str, *, unsafe: bool, custom_objects: dict[str, Any], architecture: str | None
+) -> KerasRunner:
+    """The source as a KerasRunner, run by the loader that reads it (tf_keras for a SavedModel)."""
+    if fmt != "savedmodel":
+        return load_keras_model(src, unsafe=unsafe, custom_objects=custom_objects, architecture=architecture)
+    model = load_keras_savedmodel(src, unsafe=unsafe)
+    return KerasRunner.from_loaded(LoadedKeras(model, "tf_keras", "savedmodel", not unsafe), src)
+
+
 @checked_options
 def to_keras(
     src: str | os.PathLike[str],
@@ -190,11 +203,13 @@ def to_keras(
     if kind is None:
         raise UserError(f"{dst}: to-keras writes a .keras file or a .weights.h5 file")
     fmt = detect(src_path)
-    if fmt not in ("keras_h5", "keras_zip"):
+    if fmt not in ("keras_h5", "keras_zip", "savedmodel"):
         raise UnsupportedError(
-            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files (SavedModel and checkpoint "
-            "sources are not supported yet)"
+            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files and Keras SavedModels "
+            "(checkpoint sources are not supported yet)"
         )
+    if fmt == "savedmodel" and architecture:
+        raise UserError(f"{src}: --architecture applies to weights-only .h5 files, not to a SavedModel")
     backends = _check_backends(keras_backends)
     options = verify or VerifyOptions()
     report = ConversionReport(str(src), fmt, str(dst), [fmt, kind])
@@ -208,8 +223,8 @@ def to_keras(
         )
     with staged_output(dst_path, overwrite) as stage, _workers(backends, preload, options.enabled) as workers:
         with steps.stage("load", f"loading {src_path.name}"):
-            source = load_keras_model(
-                src_path, unsafe=unsafe, custom_objects=objects, architecture=architecture
+            source = _load_source(
+                src_path, fmt, unsafe=unsafe, custom_objects=objects, architecture=architecture
             )
         report.loader = source.loader
         report.warnings.extend(source.notes)

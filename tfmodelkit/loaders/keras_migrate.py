@@ -308,3 +308,35 @@ def migrate_to_keras3(model: Any, where: object) -> Migrated:
         shutil.rmtree(work, ignore_errors=True)
     _keep_hard_sigmoid(migrated, sites, rewrites)
     return Migrated(migrated, rewrites)
+
+
+# ------------------------------------------------------------------------------------ sources
+
+
+def load_keras_savedmodel(folder: Path, *, unsafe: bool = False) -> Any:
+    """The tf_keras model a Keras 2 / tf_keras SavedModel describes (``keras_metadata.pb``, or the
+    object-graph metadata of older exports), revived by tf_keras with its variables.
+
+    Reviving runs any Python code the metadata holds (Lambda layers): refused unless ``unsafe``
+    (``modelinspect check --target safety`` lists it)."""
+    from ..formats import read
+    from ..lint import require_safe
+    from .tf import TF_KERAS_HINT, import_tf_keras
+
+    if not read(folder).layers:
+        raise UnsupportedError(
+            f"{folder}: a SavedModel without Keras metadata holds no Keras model to convert to .keras "
+            "(its functions can be served or converted to TFLite instead)"
+        )
+    if not unsafe:
+        require_safe(folder)
+    tf_keras = import_tf_keras("reviving a Keras SavedModel")
+    if tf_keras is None:
+        raise UnsupportedError(f"{folder}: reviving a Keras 2 SavedModel needs tf_keras: {TF_KERAS_HINT}")
+    try:
+        with quiet_fds():
+            return tf_keras.models.load_model(str(folder), compile=False)
+    except Exception as e:
+        raise UnsupportedError(
+            f"{folder}: tf_keras cannot revive its Keras model ({first_line(e, 200, with_type=True)})"
+        ) from None
