@@ -314,6 +314,15 @@ def test_savedmodel_without_keras_metadata_is_refused(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_relative_paths(tmp_path, monkeypatch, capsys):
+    from tfmodelkit.cli.modelconv import main
+
+    shutil.copy(FIXTURES / "keras_h5/keras3_legacy.h5", tmp_path / "src.h5")
+    monkeypatch.chdir(tmp_path)
+    assert main(["to-keras", "src.h5", "out.keras", "-q"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out.keras").is_file()
+
+
 def test_worker_keeps_tfmodelkit_out():
     from tfmodelkit.verify.runners import KerasProcessRunner
 

@@ -207,7 +207,10 @@ class KerasProcessRunner(BaseRunner):
         self.path = Path(path)
         if self.shown == "<not loaded>":
             self.shown = str(path)
-        answer = self._ask(op="load", path=str(path), weights=None if weights is None else str(weights))
+        # The worker runs in a folder of its own: relative paths would not reach the file.
+        answer = self._ask(
+            op="load", path=str(Path(path).resolve()), weights=None if weights is None else str(Path(weights).resolve())
+        )
         if not answer.get("ok"):
             raise UserError(
                 f"{self.shown}: plain Keras ({self.keras_backend}) cannot load it: {answer.get('error')}"
