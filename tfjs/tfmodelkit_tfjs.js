@@ -61,7 +61,10 @@ function decode(spec) {
   const arrays = {float32: Float32Array, int32: Int32Array, bool: Uint8Array};
   const Kind = arrays[spec.dtype];
   if (!Kind) throw new Error(`input dtype ${spec.dtype} is not one TF.js takes (float32, int32, bool)`);
-  return tf.tensor(new Kind(bytes.buffer), spec.shape, spec.dtype);
+  const values = new Kind(bytes.buffer);
+  // tf.tensor(values, []) infers [1] from the array: a scalar must be made as one.
+  if (spec.shape.length === 0) return tf.scalar(spec.dtype === 'bool' ? Boolean(values[0]) : values[0], spec.dtype);
+  return tf.tensor(values, spec.shape, spec.dtype);
 }
 
 function ioSpecs(loaded) {

@@ -66,3 +66,29 @@ def test_most_of_the_corpus_converts():
         pytest.skip("corpus not present")
     convertible = [p for p in FILES if not [f for f in lint(p, "tfjs").findings if f.severity == "error"]]
     assert len(convertible) >= 17, [p.name for p in convertible]
+
+
+#: Corpus SavedModels as TF.js graph models: scalar inputs, int64 constants (held as int32),
+#: several outputs, a while loop, a TF Serving base folder; and one TF.js cannot run.
+SAVEDMODELS = {
+    "tf_half_plus_two": None,
+    "tfjs_int64_multiply": None,
+    "tfjs_model_multi_output": None,
+    "tf_c_SimpleWhileLoop": None,
+    "tfserving_saved_model_half_plus_two_cpu": None,
+    "tf_AssetModule": "ReadFile",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVEDMODELS))
+def test_corpus_savedmodel_as_graph_model(name, to_tfjs, tmp_path):
+    dst = tmp_path / "m" / "model.json"
+    refused = SAVEDMODELS[name]
+    if refused:
+        with pytest.raises(UnsupportedError, match=refused):
+            to_tfjs(CORPUS / "savedmodel" / name, dst)
+        assert not dst.parent.exists()
+        return
+    report = to_tfjs(CORPUS / "savedmodel" / name, dst)
+    assert report.ok and [v["label"] for v in report.verification] == ["SavedModel vs TF.js"]
+    assert report.details["tfjs_format"] == "graph-model"

@@ -15,7 +15,8 @@ outputs (shown in the report).
 
 from __future__ import annotations
 
-import fnmatch
+__all__ = ["DEFAULT_SHARD_SIZE", "destination_folder", "layer_weight_names", "model_weights", "quantize_array", "to_tfjs"]
+
 import json
 import math
 import os
@@ -29,21 +30,24 @@ from ..errors import UnsupportedError, UserError
 from ..formats import detect
 from ..options import checked_options
 from ..verify.runners import KerasRunner
-from ..verify.runners.tfjs import TFJSRunner, TFJSUnavailable, find_tfjs
+from ..verify.runners.tfjs import TFJSRunner
 from ..version import __version__
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 from .tfjs_topology import model_topology
+from .tfjs_write import (
+    DEFAULT_SHARD_SIZE,
+    check_options,
+    destination_folder,
+    encode_weights,
+    quantize_array,
+    require_tfjs,
+    write_model,
+)
 
-DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
-QUANTIZE = ("none", "float16", "uint8", "uint16")
 #: Keras model classes TF.js layers models hold.
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
-def destination_folder(dst: str | os.PathLike[str]) -> Path:
-    """The model folder: ``DST/model.json`` names its folder ``DST``; any other path is the folder."""
-    p = Path(dst)
-    return p.parent if p.name == "model.json" else p
 
 
 def _short(name: str) -> str:
@@ -85,70 +89,12 @@ def model_weights(model: Any) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def quantize_array(value: np.ndarray, dtype: str) -> tuple[bytes, dict[str, Any], np.ndarray]:
-    """``(stored bytes, manifest quantization, dequantized float32 values)``.
-
-    uint8/uint16: the range [min, max] is widened to hold 0 and nudged so that 0 is a level
-    exactly (padding and zero biases stay zero); ``q = round((w - min) / scale)``."""
-    v = np.asarray(value, dtype=np.float32)
-    if dtype == "float16":
-        half = v.astype("<f2")
-        return half.tobytes(), {"dtype": "float16", "original_dtype": "float32"}, half.astype(np.float32)
-    levels = 255 if dtype == "uint8" else 65535
-    lo, hi = (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) if v.size else (0.0, 0.0)
-    scale = (hi - lo) / levels if hi > lo else 1.0
-    zero = round(-lo / scale)
-    lo = -zero * scale
-    q = np.clip(np.round((v.astype(np.float64) - lo) / scale), 0, levels).astype("<u1" if dtype == "uint8" else "<u2")
-    back = (q.astype(np.float64) * scale + lo).astype(np.float32)
-    return q.tobytes(), {"dtype": dtype, "min": lo, "scale": scale, "original_dtype": "float32"}, back
 
 
-def _encode(
-    weights: list[tuple[str, np.ndarray]], quantize: str, patterns: Sequence[str]
-) -> tuple[list[dict[str, Any]], bytes, dict[str, np.ndarray], list[str]]:
-    entries, blobs, dequantized, quantized = [], [], {}, []
-    for name, value in weights:
-        dtype = {"float32": "float32", "int32": "int32", "bool": "bool"}.get(value.dtype.name)
-        if dtype is None:
-            if value.dtype.kind != "f":
-                raise UnsupportedError(f"weight {name} is {value.dtype.name}; TF.js weights are float32, int32 or bool")
-            value, dtype = value.astype(np.float32), "float32"
-        entry: dict[str, Any] = {"name": name, "shape": list(value.shape), "dtype": dtype}
-        chosen = quantize != "none" and dtype == "float32" and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
-        if chosen:
-            raw, entry["quantization"], dequantized[name] = quantize_array(value, quantize)
-            quantized.append(name)
-        else:
-            raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
-        entries.append(entry)
-        blobs.append(raw)
-    return entries, b"".join(blobs), dequantized, quantized
 
 
-def write_model(folder: Path, model_json: dict[str, Any], entries: list[dict[str, Any]], data: bytes, shard_size: int) -> list[int]:
-    """model.json and ``group1-shard<i>of<n>.bin`` files in ``folder``; the shard sizes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    count = max(1, math.ceil(len(data) / shard_size))
-    paths, sizes = [], []
-    for i in range(count):
-        name = f"group1-shard{i + 1}of{count}.bin"
-        chunk = data[i * shard_size : (i + 1) * shard_size]
-        (folder / name).write_bytes(chunk)
-        paths.append(name)
-        sizes.append(len(chunk))
-    doc = {**model_json, "weightsManifest": [{"paths": paths, "weights": entries}]}
-    (folder / "model.json").write_text(json.dumps(doc))
-    return sizes
 
 
-def _check_options(shard_size: int, quantize: str, patterns: Sequence[str]) -> None:
-    if shard_size < 1:
-        raise UserError(f"--shard-size {shard_size}: give a positive number of bytes")
-    if quantize not in QUANTIZE:
-        raise UserError(f"--quantize {quantize!r}: TF.js weights quantize to {', '.join(q for q in QUANTIZE if q != 'none')}")
-    if patterns and quantize == "none":
-        raise UserError("--quantize-weights chooses which weights --quantize applies to; give --quantize too")
 
 
 def _dequantized_runner(runner: KerasRunner, dequantized: dict[str, np.ndarray], src: Path) -> KerasRunner:
@@ -223,17 +169,22 @@ def to_tfjs(
     from ..loaders.user_code import load_custom_objects
     from .keras_to_savedmodel import load_keras_model
 
-    _check_options(shard_size, quantize, quantize_weights)
+    check_options(shard_size, quantize, quantize_weights)
     src_path = Path(src)
     fmt = detect(src_path)
-    if fmt not in ("keras_h5", "keras_zip"):
-        raise UnsupportedError(f"{src}: a {fmt}; to-tfjs converts Keras .h5/.keras files to layers models (graph models from SavedModels are not written yet)")
     options = verify or VerifyOptions()
-    if options.enabled:
-        try:
-            find_tfjs()  # before anything is loaded or written
-        except TFJSUnavailable as e:
-            raise TFJSUnavailable(f"{e}; or convert with --no-verify, and the result is not proven") from None
+    if fmt == "savedmodel":
+        if architecture is not None or custom_objects is not None:
+            raise UserError(f"{src}: --architecture and --custom-objects are for Keras sources, not a SavedModel")
+        from .savedmodel_to_tfjs import savedmodel_to_tfjs
+
+        return savedmodel_to_tfjs(
+            src, dst, shard_size=shard_size, quantize=quantize, quantize_weights=quantize_weights, unsafe=unsafe,
+            verify=options, overwrite=overwrite, keep_failed=keep_failed, progress=progress,
+        )  # fmt: skip
+    if fmt not in ("keras_h5", "keras_zip"):
+        raise UnsupportedError(f"{src}: a {fmt}; to-tfjs converts Keras .h5/.keras files (layers models) and SavedModels (graph models)")
+    require_tfjs(options)
     _refuse_unsupported(Path(architecture) if architecture else src_path)
     folder = destination_folder(dst)
     if folder.is_dir() and not any(folder.iterdir()) and not overwrite:
@@ -260,6 +211,8 @@ def to_tfjs(
     return report
 
 
+
+
 def _write(runner: KerasRunner, folder: Path, shard_size: int, quantize: str, patterns: Sequence[str]) -> dict[str, Any]:
     model = runner.model
     cls = type(model).__name__
@@ -268,7 +221,7 @@ def _write(runner: KerasRunner, folder: Path, shard_size: int, quantize: str, pa
     # get_config() holds tuples where the saved JSON has lists: compare like the file.
     topology = model_topology(json.loads(json.dumps(config)))
     weights = model_weights(model)
-    entries, data, dequantized, quantized = _encode(weights, quantize, patterns)
+    entries, data, dequantized, quantized = encode_weights(weights, quantize, patterns)
     if patterns and not quantized:
         raise UserError(f"--quantize-weights {', '.join(patterns)}: no float32 weight matches (names look like {weights[0][0] if weights else 'dense/kernel'})")
     keras_version = _version(type(model).__module__.split(".")[0])

@@ -3,8 +3,8 @@
 For Keras files (and TF.js layers models): every layer class must be one tfjs-layers (4.x)
 implements, the model Sequential or functional (not subclassed), its dtype policy float32,
 no Python code (``Lambda``). For TF.js graph models: every op must be one tfjs-converter
-executes. SavedModels are named as not yet convertible (graph models are written from Keras
-files only, for now).
+executes. For SavedModels, ops that would survive freezing and that TF.js lacks (warnings: the
+conversion itself checks the frozen signature's ops and refuses naming them).
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ TFJS_OPS = frozenset(
 )
 
 _KERAS = ("keras_h5", "keras_zip")
+#: SavedModel ops that freezing a signature removes (variables, calls, the saver, bookkeeping).
+_FROZEN_AWAY = frozenset(
+    """VarHandleOp ReadVariableOp AssignVariableOp StatefulPartitionedCall PartitionedCall SaveV2
+    RestoreV2 MergeV2Checkpoints ShardedFilename StringJoin StaticRegexFullMatch DisableCopyOnRead
+    VarIsInitializedOp AssignAddVariableOp AssignSubVariableOp""".split()
+)
 #: Keras 1 class names the loaders upgrade to Keras 2 ones before a conversion writes them.
 KERAS1_NAMES = {
     "Convolution1D": "Conv1D", "Convolution2D": "Conv2D", "Convolution3D": "Conv3D",
@@ -108,7 +114,12 @@ def run(desc: ModelDescription, _tags: str | None = None) -> tuple[list[Finding]
     if desc.format == "tfjs":
         return _ops(desc), {"ops": sum(desc.ops.values())}
     if desc.format == "savedmodel":
-        return [_finding("error", "model", "a SavedModel: tfmodelkit writes TF.js graph models from it not yet; "
-                         "fix: convert the Keras model it was exported from (modelconv to-tfjs MODEL.keras DST/model.json)")], {}
+        # Freezing removes the variable, call and saver ops; what is left must be TF.js's.
+        left = {op: n for op, n in desc.ops.items() if op not in _FROZEN_AWAY and op not in TFJS_OPS}
+        return [
+            _finding("warning", f"op {op}", f"used {n} time{'s' if n != 1 else ''}; the TF.js graph executor has no "
+                     f"{op}: a conversion fails if the frozen signature still needs it; fix: build the model from ops TF.js has")
+            for op, n in sorted(left.items())
+        ], {"ops": sum(desc.ops.values())}  # fmt: skip
     return [_finding("error", "model", f"a {desc.format}: TF.js models are made from Keras .h5/.keras files here; "
                      "fix: convert its Keras source")], {}

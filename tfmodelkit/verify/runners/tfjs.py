@@ -100,7 +100,7 @@ def tfjs_version(env: NodeTFJS) -> str | None:
 
 
 def encode(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a)
+    a = np.array(a, order="C", copy=None)  # not ascontiguousarray: it makes a scalar shape [1]
     return {"dtype": str(a.dtype) if a.dtype != np.bool_ else "bool", "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
 
 
