@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("to-keras", help="any Keras .h5 (Keras 1/2/3) or .keras to a native Keras 3 .keras (or .weights.h5) that plain keras.saving.load_model reads")
-    p.add_argument("src", help="the .h5 or .keras file")
+    p.add_argument("src", help="the .h5 or .keras file, or a Keras 2 / tf_keras SavedModel folder")
     p.add_argument("dst", help="the .keras file to write (or a .weights.h5 for the weights only)")
     _keras_options(p)
     _keras_backend_option(p)
