@@ -73,7 +73,9 @@ def object_paths(graph: Any) -> tuple[dict[str, str], set[str], list[str]]:
     root = nodes[0]
     valid = [c for c in root.children if 0 <= c.node_id < len(nodes)]
     optimizer_roots = [c.node_id for c in valid if _is_optimizer(nodes, c.local_name, c.node_id)]
-    other_roots = [c.node_id for c in valid if c.node_id not in optimizer_roots]
+    # tf_keras save_weights lists the root among its own children (local name "root"): a walk
+    # from it reaches the optimizer too, so it is no model-side start.
+    other_roots = [c.node_id for c in valid if c.node_id not in optimizer_roots and c.node_id != 0]
     # A checkpoint whose root is the model itself (tf_keras save_weights) has no such split.
     model_side = _reachable(nodes, other_roots) if optimizer_roots else _reachable(nodes, [0])
     key_to_name: dict[str, str] = {}
