@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .dtypes import ML_DTYPES, numpy_dtype, storage_dtype
+
 if TYPE_CHECKING:  # numpy is imported by readers, not by the description
     import numpy as np
 
@@ -99,20 +101,40 @@ class Weight:
         return self._loader()
 
     def iter_chunks(
-        self, max_elements: int = 1 << 22, *, max_bytes: int | None = None, ordered: bool = True
+        self,
+        max_elements: int = 1 << 22,
+        *,
+        max_bytes: int | None = None,
+        ordered: bool = True,
+        stored: bool = False,
     ) -> Iterator[np.ndarray]:
         """The values as flat chunks of at most ``max_elements`` (or ``max_bytes``).
 
         Streamed from disk in bounded memory where the format allows it, else cut from
         :meth:`read`. Row-major order unless ``ordered=False``, which lets a partitioned
-        tensor yield its slices as they are stored, without assembling them.
+        tensor yield its slices as they are stored, without assembling them. ``stored=True``
+        hands out the dtypes numpy lacks (bfloat16, float8, int4) as the integers that store
+        them (:func:`~tfmodelkit.dtypes.storage_dtype`), which spares importing ml_dtypes
+        when a reader streams them that way.
         """
         if max_bytes is None:
             itemsize = self.nbytes // self.size if self.size else 1
             max_bytes = max(1, max_elements) * max(1, itemsize)
         if self._chunker is not None:
-            yield from self._chunker(max_bytes, ordered)
+            chunks = self._chunker(max_bytes, ordered)
+        else:
+            chunks = self._cut(max_bytes)
+        if self.dtype not in ML_DTYPES:  # chunks already hold numpy's own dtypes
+            yield from chunks
             return
+        # Readers may stream these either way: as the ml_dtypes type or as its storage.
+        want = storage_dtype(self.dtype) if stored else None
+        for chunk in chunks:
+            if want is None:
+                want = numpy_dtype(self.dtype)
+            yield chunk if chunk.dtype == want else chunk.view(want)
+
+    def _cut(self, max_bytes: int) -> Iterator[np.ndarray]:
         flat = self.read().reshape(-1)
         step = max(1, max_bytes // max(1, flat.itemsize))
         for start in range(0, flat.size, step):

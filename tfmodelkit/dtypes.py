@@ -96,6 +96,43 @@ def tflite_dtype_name(enum_value: int) -> str:
     return _TFLITE_NAMES.get(int(enum_value), f"unknown_dtype_{enum_value}")
 
 
+#: Bytes per element of each dtype's numpy array (ml_dtypes' sub-byte kinds take a byte each
+#: unpacked), known without importing numpy or ml_dtypes. Importing ml_dtypes costs about a
+#: second (it registers its ufunc loops and casts one by one), so sizes and checksums, which
+#: only need these numbers, must not pay for it.
+_ELEMENT_BYTES: dict[str, int] = {
+    "bool": 1,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "float16": 2,
+    "float32": 4,
+    "float64": 8,
+    "complex64": 8,
+    "complex128": 16,
+    "bfloat16": 2,
+    "float8_e5m2": 1,
+    "float8_e4m3fn": 1,
+    "float8_e4m3fnuz": 1,
+    "float8_e4m3b11fnuz": 1,
+    "float8_e5m2fnuz": 1,
+    "int4": 1,
+    "uint4": 1,
+    "int2": 1,
+    "uint2": 1,
+    "string": 8,  # an object pointer, as in numpy_dtype("string")
+}
+
+
+def _unsupported(name: str) -> UnsupportedError:
+    return UnsupportedError(f"dtype {name} has no numpy equivalent")
+
+
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype holding values of ``name`` (ml_dtypes for bfloat16, float8, int4)."""
     import numpy as np
@@ -111,8 +148,46 @@ def numpy_dtype(name: str) -> np.dtype:
 
     t = getattr(ml_dtypes, name, None)
     if t is None:
-        raise UnsupportedError(f"dtype {name} has no numpy equivalent")
+        raise _unsupported(name)
     return np.dtype(t)
+
+
+#: dtypes numpy lacks, which ml_dtypes provides, and the integers each is stored in.
+_STORED_AS: dict[str, str] = {
+    "bfloat16": "uint16",
+    "float8_e5m2": "uint8",
+    "float8_e4m3fn": "uint8",
+    "float8_e4m3fnuz": "uint8",
+    "float8_e4m3b11fnuz": "uint8",
+    "float8_e5m2fnuz": "uint8",
+    "int4": "int8",
+    "uint4": "uint8",
+    "int2": "int8",
+    "uint2": "uint8",
+}
+ML_DTYPES = frozenset(_STORED_AS)
+
+
+def storage_dtype(name: str) -> np.dtype:
+    """The numpy dtype of the integers that store ``name``'s elements when numpy lacks the
+    type (``uint16`` for ``bfloat16``), else :func:`numpy_dtype`: what streaming, checksums
+    and bit-level conversions can work in without importing ml_dtypes."""
+    import numpy as np
+
+    stored = _STORED_AS.get(name)
+    return np.dtype(stored) if stored else numpy_dtype(name)
+
+
+def element_bytes(name: str) -> int:
+    """``numpy_dtype(name).itemsize``, without importing numpy or ml_dtypes.
+
+    Raises :class:`UnsupportedError` for the dtypes :func:`numpy_dtype` refuses.
+    """
+    name = _STORAGE.get(name, name)
+    size = _ELEMENT_BYTES.get(name)
+    if size is None:
+        raise _unsupported(name)
+    return size
 
 
 def itemsize(name: str) -> int | None:
@@ -121,7 +196,7 @@ def itemsize(name: str) -> int | None:
         return None
     if name in ("int4", "uint4", "int2", "uint2"):
         return None
-    return numpy_dtype(name).itemsize
+    return element_bytes(name)
 
 
 def packed_nbytes(name: str, count: int) -> int | None:

@@ -132,3 +132,57 @@ def test_weight_stats_prefers_the_streaming_path_and_reports_bytes():
     assert s.mean == pytest.approx(values.astype(np.float64).mean())
     s = weight_stats(w, chunk=1000)
     assert asked[-1] == (4000, False)
+
+
+def _bf16_values(size: int) -> np.ndarray:
+    values = np.random.default_rng(size).normal(0.5, 3.0, size=size).astype(ml_dtypes.bfloat16)
+    values[[0, size // 2]] = [np.nan, np.inf]
+    return values
+
+
+@pytest.mark.parametrize("streamed_as", ["storage", "bfloat16"])
+def test_bfloat16_streamed_as_its_bits_matches_its_values(streamed_as):
+    # Readers may stream bfloat16 as the uint16 holding it (no ml_dtypes needed) or typed.
+    values = _bf16_values(70_001)
+    chunks = values.view(np.uint16) if streamed_as == "storage" else values
+
+    def chunker(max_bytes, ordered):
+        step = max_bytes // 2
+        for i in range(0, chunks.size, step):
+            yield chunks[i : i + step]
+
+    w = Weight("w", "bfloat16", values.shape, values.nbytes, "memory", _chunker=chunker)
+    ref = array_stats(values)
+    for chunk in (None, 1000, 65_537):
+        s = weight_stats(w, chunk=chunk)
+        assert (s.count, s.nan, s.inf, s.min, s.max) == (ref.count, 1, 1, ref.min, ref.max)
+        assert s.mean == pytest.approx(ref.mean, rel=1e-12) and s.std == pytest.approx(ref.std, rel=1e-9)
+    assert all(c.dtype == np.uint16 for c in w.iter_chunks(max_bytes=1 << 12, stored=True))
+    assert all(c.dtype == ml_dtypes.bfloat16 for c in w.iter_chunks(max_bytes=1 << 12))
+    assert np.array_equal(np.concatenate(list(w.iter_chunks(max_bytes=999))).view(np.uint16), values.view(np.uint16))
+
+
+def test_stored_chunks_of_the_other_ml_dtypes_are_widened_through_ml_dtypes():
+    values = np.array([-8, -1, 0, 3, 7], dtype=ml_dtypes.int4)
+    w = Weight("w", "int4", values.shape, values.nbytes, "memory", _loader=lambda: values)
+    s = weight_stats(w)
+    assert (s.min, s.max, s.mean) == (-8.0, 7.0, pytest.approx(0.2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_mean_far_from_zero_is_summed_again_around_it(dtype):
+    # A chunk whose mean dwarfs its spread: the plain sums would cancel the variance.
+    rng = np.random.default_rng(11)
+    if np.dtype(dtype).kind == "i":
+        values = (10**12 + rng.integers(-3, 4, size=40_000)).astype(dtype)
+    else:
+        values = (5e3 + rng.normal(0, 1e-3, size=40_000)).astype(dtype)
+    ref = values.astype(np.float64)
+    s = array_stats(values, chunk=9_999)
+    assert s.mean == pytest.approx(ref.mean(), rel=1e-12)
+    assert s.std == pytest.approx(ref.std(), rel=1e-6)
+
+
+def test_constant_chunks_have_no_spread():
+    s = array_stats(np.full(100_000, 0.1, np.float32), chunk=30_000)
+    assert (s.min, s.max, s.mean, s.std) == (np.float32(0.1), np.float32(0.1), pytest.approx(0.1), 0.0)

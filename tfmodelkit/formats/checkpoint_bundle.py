@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dtypes import NON_NUMERIC, numpy_dtype, tf_dtype_name
+from ..dtypes import NON_NUMERIC, numpy_dtype, storage_dtype, tf_dtype_name
 from ..errors import CorruptFileError, FormatError, NotFoundError, UnsupportedError
 from . import sstable, stream, wire
 
@@ -513,9 +513,10 @@ class Shards:
         yield from self.mapped(e.shard).chunks(e.offset, e.size, chunk, f"{self.path(e.shard)}: {e.name}")
 
 
-def _stored_dtype(shards: Shards, e: Entry, big_endian: bool) -> np.dtype:
-    """The numpy dtype of a numeric entry as stored, after checking its size against its shape."""
-    dt = numpy_dtype(e.dtype)
+def _stored_dtype(shards: Shards, e: Entry, big_endian: bool, as_storage: bool = False) -> np.dtype:
+    """The numpy dtype of a numeric entry as stored, after checking its size against its shape
+    (``as_storage``: bfloat16, float8 and int4 as the integers holding them, no ml_dtypes)."""
+    dt = storage_dtype(e.dtype) if as_storage else numpy_dtype(e.dtype)
     if e.size != e.count * dt.itemsize:
         raise CorruptFileError(
             f"{shards.path(e.shard)}: {e.name} has {e.size} bytes, expected {e.count * dt.itemsize} "
@@ -620,11 +621,12 @@ def slice_regions(e: Entry) -> list[tuple[tuple[slice, ...], Entry]]:
 
 
 def entry_chunks(shards: Shards, e: Entry, big_endian: bool, max_bytes: int) -> Iterator[np.ndarray]:
-    """One stored (unpartitioned) entry's values as flat chunks, streamed from its shard."""
+    """One stored (unpartitioned) entry's values as flat chunks, streamed from its shard; the
+    dtypes numpy lacks come as their storage integers, which ``Weight.iter_chunks`` views."""
     if e.dtype == "string" or e.dtype in NON_NUMERIC:
         yield from stream.flat_chunks(read_entry(shards, e, big_endian), max_bytes)
         return
-    dt = _stored_dtype(shards, e, big_endian)
+    dt = _stored_dtype(shards, e, big_endian, as_storage=True)
     shards.bounds(e)
     label = f"{shards.path(e.shard)}: {e.name}"
     yield from stream.typed_chunks(shards.mapped(e.shard), e.offset, e.size, dt, max_bytes, label)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..description import CheckReport, Finding
-from ..dtypes import NON_NUMERIC, numpy_dtype
+from ..dtypes import NON_NUMERIC, element_bytes
 from ..errors import CorruptFileError, NotFoundError, UnsupportedError
 from . import sstable
 from .checkpoint_bundle import Entry, Index, Shards, read_index, resolve, slice_regions, string_lengths
@@ -183,7 +183,7 @@ def _slow_crc() -> bool:
 def _check_entry(shards: Shards, e: Entry, advance: Callable[[int], None] | None = None) -> str | None:
     if e.dtype not in NON_NUMERIC:
         try:
-            expected = e.count * numpy_dtype(e.dtype).itemsize
+            expected = e.count * element_bytes(e.dtype)  # a table: no numpy, no ml_dtypes
         except UnsupportedError as err:  # a dtype number TensorFlow does not have: damage
             return f"{err}; the entry is damaged or from a newer TensorFlow"
         if e.size != expected:

@@ -156,7 +156,7 @@ class _Doc:
 
     def table(self, rows: list[list[Any]], headers: list[str], wrap: Iterable[str] = ()) -> None:
         """A table; the columns named in ``wrap`` may be wrapped to fit the width."""
-        from tabulate import tabulate
+        from .table import tabulate
 
         if not rows:
             self.parts.append("_(none)_" if self.md else "  (none)")
@@ -167,7 +167,7 @@ class _Doc:
         self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.md else "simple", disable_numparse=True))
 
     def pairs(self, items: list[tuple[str, Any]]) -> None:
-        from tabulate import tabulate
+        from .table import tabulate
 
         rows = [[k, v] for k, v in items if v not in (None, "", [], {})]
         if self.md:

@@ -1,7 +1,8 @@
 """Tensor statistics in one pass over fixed-size chunks (bounded memory, float64 sums).
 
 Weights are streamed as they are stored (:meth:`Weight.iter_chunks` with ``ordered=False``:
-memory-mapped chunks, slices of a partitioned tensor where they lie). Chunks are combined
+memory-mapped chunks, slices of a partitioned tensor where they lie; ``stored=True``:
+bfloat16 as its bits, widened here without ml_dtypes). Chunks are combined
 with Chan et al.'s parallel variance update, so the result does not depend on the chunk
 size or order, and large tensors never need a float64 copy of themselves.
 """
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..description import Weight
+from ..dtypes import ML_DTYPES
 
 CHUNK_ELEMENTS = 1 << 21
 #: Bytes of stored values per chunk when streaming a weight.
@@ -36,22 +38,31 @@ class TensorStats:
         return asdict(self)
 
 
-#: Elements per float64 block of the moments pass: the block is swept several times, so it
-#: should stay in the core's cache (512 KiB); larger blocks pay less Python per element.
-_BLOCK = 1 << 16
+#: Elements per float64 block: each block is swept several times while it sits in the core's
+#: cache. At most 10,000, because numpy's OpenBLAS computes a dot product that short on the
+#: calling thread; a longer one goes to its thread pool, which in a loop costs more than it
+#: gains (measured 3-5x slower on two cores).
+_BLOCK = 8192
+#: A chunk whose sum of squares exceeds its sum of squared deviations this many times has a
+#: mean far from zero next to its spread: its moments are computed again around its mean,
+#: as the plain sums would have cancelled more digits than float64 can spare.
+_CANCELLATION = 64.0
 
 
 class _Accumulator:
     """Count, min, max, mean and M2 (sum of squared deviations) over chunks, in float64.
 
-    A chunk without NaN or Inf (its min and max are finite: one fast sweep in its own
-    dtype) needs one more sweep, in cache-sized float64 blocks, for the sum and the sum of
-    squares around a shift taken from the chunk's first block (which keeps the subtraction
-    from cancelling). Chunks are merged with Chan et al.'s parallel update, so the result
-    does not depend on how the values were cut.
+    A chunk's min and max are two sweeps in its own dtype (NaN and Inf, found when they are
+    not finite, are counted and left out); its sum and sum of squares are taken block by
+    block in a cache-sized float64 buffer, and summed again around its mean when that mean is
+    far from zero next to the spread, where the plain sums would cancel. Chunks are merged with Chan et al.'s parallel update, so the result does
+    not depend on how the values were cut.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stored: str | None = None) -> None:
+        #: The dtype the chunks store, when they come as its storage integers
+        #: (``Weight.iter_chunks(stored=True)``): bfloat16, float8, int4.
+        self.stored = stored
         self.n = 0  # finite values seen
         self.mean = 0.0
         self.m2 = 0.0
@@ -63,6 +74,40 @@ class _Accumulator:
         self._block: Any = None  # float64 scratch, one block
         self._wide: Any = None  # float32 scratch for the narrow float kinds, one chunk
 
+    def _scratch(self, size: int, dtype: Any) -> Any:
+        import numpy as np
+
+        if self._wide is None or self._wide.nbytes < size * 4:
+            self._wide = np.empty(size, dtype=np.float32)
+        return self._wide[:size].view(dtype)
+
+    def _widen(self, chunk: Any) -> Any:
+        """The chunk as numbers numpy widens to float64 quickly and exactly (float32 holds every
+        value of float16, bfloat16, float8 and int4); bool as uint8, complex as its modulus."""
+        import numpy as np
+
+        if self.stored == "bfloat16":
+            # A bfloat16 is the upper half of a float32: shift its bits into place (exact,
+            # and no ml_dtypes import).
+            wide = self._scratch(chunk.size, np.uint32)
+            np.left_shift(chunk.view(np.uint16), 16, out=wide, dtype=np.uint32)
+            return wide.view(np.float32)
+        if self.stored is not None:
+            from ..dtypes import numpy_dtype
+
+            chunk = chunk.view(numpy_dtype(self.stored))
+        kind = chunk.dtype.kind
+        if kind == "c":
+            return np.abs(chunk)
+        if kind == "b":
+            return chunk.view(np.uint8)
+        if kind not in "iuf" or (kind == "f" and chunk.dtype.itemsize < 4):
+            # float16 and the ml_dtypes kinds have slow casts; float32 holds them exactly.
+            wide = self._scratch(chunk.size, np.float32)
+            np.copyto(wide, chunk, casting="unsafe")
+            return wide
+        return chunk
+
     def add(self, chunk: Any) -> None:
         import numpy as np
 
@@ -70,21 +115,8 @@ class _Accumulator:
         self.total += chunk.size
         if chunk.size == 0:
             return
-        kind = chunk.dtype.kind
-        if kind == "c":
-            chunk = np.abs(chunk)
-        elif kind == "b":
-            chunk = chunk.view(np.uint8)
-        elif kind not in "iuf" or (kind == "f" and chunk.dtype.itemsize < 4):
-            # float16 and the ml_dtypes kinds (bfloat16, float8, int4) have slow reductions;
-            # float32 holds each of their values exactly.
-            if self._wide is None or self._wide.size < chunk.size:
-                self._wide = np.empty(chunk.size, dtype=np.float32)
-            wide = self._wide[: chunk.size]
-            np.copyto(wide, chunk, casting="unsafe")
-            chunk = wide
-        values = chunk
-        lo, hi = values.min(), values.max()
+        values = self._widen(chunk)
+        lo, hi = np.minimum.reduce(values), np.maximum.reduce(values)  # SIMD sweeps in its dtype
         if values.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
             finite = np.isfinite(values)
             nans = int(np.count_nonzero(np.isnan(values)))
@@ -94,12 +126,18 @@ class _Accumulator:
             if kept == 0:
                 return
             values = values[finite]
-            lo, hi = values.min(), values.max()
+            lo, hi = np.minimum.reduce(values), np.maximum.reduce(values)
+        lo, hi = float(lo), float(hi)
         n = values.size
-        with np.errstate(over="ignore", invalid="ignore"):  # values near the float64 limit: inf
-            mean, m2 = self._moments(values)
-        self.lo = min(self.lo, float(lo))
-        self.hi = max(self.hi, float(hi))
+        if lo == hi:  # a constant chunk (zero biases, unit scales): no spread, exactly
+            mean, m2 = lo, 0.0
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # values near the float64 limit: inf
+                mean, m2 = self._moments(values, 0.0)
+                if math.isfinite(m2) and n * mean * mean > _CANCELLATION * m2:
+                    mean, m2 = self._moments(values, mean)
+        self.lo = min(self.lo, lo)
+        self.hi = max(self.hi, hi)
         if self.n == 0:
             self.mean, self.m2, self.n = mean, m2, n
             return
@@ -109,25 +147,25 @@ class _Accumulator:
         self.m2 += m2 + delta * delta * (self.n * n / total)
         self.n = total
 
-    def _moments(self, values: Any) -> tuple[float, float]:
-        """(mean, sum of squared deviations) of finite values, in float64."""
+    def _moments(self, values: Any, shift: float) -> tuple[float, float]:
+        """(mean, sum of squared deviations) of finite values, summed in float64 around ``shift``."""
         import numpy as np
 
         if self._block is None:
             self._block = np.empty(_BLOCK, dtype=np.float64)
+        copyto, subtract, add, dot = np.copyto, np.subtract, np.add.reduce, np.dot
+        buf = self._block
         n = values.size
-        shift = float(np.add.reduce(values[:_BLOCK], dtype=np.float64)) / min(n, _BLOCK)
-        s1 = 0.0
-        s2 = 0.0
+        s1 = s2 = 0.0
         for start in range(0, n, _BLOCK):
-            block = values[start : start + _BLOCK]
-            d = self._block[: block.size]
-            np.copyto(d, block)  # widen first: float32 - float would be computed in float32
-            d -= shift
-            s1 += float(d.sum())
-            # einsum, not dot: BLAS goes multi-threaded on long vectors, which costs more
-            # than it gains when called in a loop.
-            s2 += float(np.einsum("i,i->", d, d))
+            part = values[start : start + _BLOCK]
+            d = buf[: part.size]
+            if shift:
+                subtract(part, shift, out=d, dtype=np.float64)  # widened before subtracting
+            else:
+                copyto(d, part)
+            s1 += float(add(d))
+            s2 += float(dot(d, d))
         if not math.isfinite(s2):  # squares past the float64 range: the spread is infinite
             return shift + s1 / n, math.inf
         return shift + s1 / n, max(s2 - s1 * (s1 / n), 0.0)
@@ -171,14 +209,16 @@ def weight_stats(
     """
     if not is_numeric(weight):
         return None
-    acc = _Accumulator()
+    # The dtypes numpy lacks come as their storage integers, widened here: bfloat16 needs no
+    # ml_dtypes at all then, and importing it costs about a second.
+    acc = _Accumulator(stored=weight.dtype if weight.dtype in ML_DTYPES else None)
     per_element = weight.nbytes / weight.size if weight.size else 0.0
     reported = 0
     seen = 0
     if chunk is None:
-        parts = weight.iter_chunks(max_bytes=CHUNK_BYTES, ordered=False)
+        parts = weight.iter_chunks(max_bytes=CHUNK_BYTES, ordered=False, stored=True)
     else:
-        parts = weight.iter_chunks(chunk, ordered=False)
+        parts = weight.iter_chunks(chunk, ordered=False, stored=True)
     for part in parts:
         acc.add(part)
         if advance is not None:
