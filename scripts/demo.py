@@ -30,7 +30,7 @@ STEPS = [
 CONVERSIONS = [
     ("modelconv", "keras-to-savedmodel fixtures/keras_zip/functional_multi_io.keras out/demo/savedmodel --overwrite"),
     ("modelinspect", "signatures out/demo/savedmodel"),
-    ("modelconv", "convert fixtures/keras_zip/functional_multi_io.keras out/demo/model_int8.tflite --quantize int8 --overwrite --report out/demo/report.json"),
+    ("modelconv", "convert fixtures/keras_zip/functional_multi_io.keras out/demo/model_int8.tflite --quantize int8 --calibration-data out/demo/calibration.npz --overwrite --report out/demo/report.json"),
     ("modelinspect", "signatures out/demo/model_int8.tflite"),
 ]
 
@@ -41,6 +41,15 @@ def _command(tool: str) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", f"tfmodelkit.cli.{module}"]
 
 
+def _calibration_data(model: Path, out: Path) -> None:
+    """int8 needs representative inputs: here, 128 samples drawn the way verification draws its own
+    (other seeds, so that the samples that verify the model are not the ones it was calibrated on)."""
+    from tfmodelkit.verify import KerasRunner, generate_inputs, save_arrays
+
+    save_arrays(out, generate_inputs(KerasRunner(model).inputs, seed=1000, batch=128))
+    print(f"\n(calibration data for int8: 128 samples drawn like the model's inputs, in {out.relative_to(ROOT)})")
+
+
 def main() -> int:
     failed = 0
     steps = [("modelinspect", f"{sub} {path}") for sub, path in STEPS] + CONVERSIONS
@@ -49,6 +58,7 @@ def main() -> int:
             print(f"missing fixture {path}: run `make fixtures`", file=sys.stderr)
             return 2
     (ROOT / "out" / "demo").mkdir(parents=True, exist_ok=True)
+    _calibration_data(ROOT / "fixtures/keras_zip/functional_multi_io.keras", ROOT / "out/demo/calibration.npz")
     for tool, line in steps:
         print(f"\n$ {tool} {line}", flush=True)
         rc = subprocess.run([*_command(tool), *shlex.split(line)], cwd=ROOT).returncode
