@@ -200,7 +200,7 @@ def test_int8_calibration_from_npz(tmp_path):
 
     src = FIXTURES / "savedmodel/keras3_two_io"
     runner = SavedModelRunner(src)
-    save_arrays(tmp_path / "calib.npz", generate_inputs(runner.inputs, seed=3, batch=32))
+    save_arrays(tmp_path / "calib.npz", generate_inputs(runner.inputs, seed=3, batch=128))
     report = savedmodel_to_tflite(
         src, tmp_path / "q.tflite", quantize="int8", calibration_data=str(tmp_path / "calib.npz")
     )
