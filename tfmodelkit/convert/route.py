@@ -23,7 +23,6 @@ from ..options import checked_options, given, keyword_names
 from .base import ConversionReport, ProgressSink, VerifyOptions
 from .savedmodel_to_tflite import TensorListError
 
-
 #: What ``convert`` writes, by the destination's name (anything else names a SavedModel folder).
 DESTINATIONS = {".tflite": "tflite", ".keras": "keras_zip", ".weights.h5": "keras_weights"}
 #: Model-file suffixes no route writes: refused rather than taken as a SavedModel folder's name.
@@ -48,7 +47,6 @@ def destination_format(dst: str | os.PathLike[str]) -> str:
             + ", ".join(f"{k} ({v})" for k, v in DESTINATIONS.items()) + ", a folder (savedmodel)"
         )
     return "savedmodel"
-
 
 
 def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
