@@ -154,8 +154,11 @@ class _Doc:
     def line(self, text: str) -> None:
         self.parts.append(text)
 
-    def table(self, rows: list[list[Any]], headers: list[str], wrap: Iterable[str] = ()) -> None:
-        """A table; the columns named in ``wrap`` may be wrapped to fit the width."""
+    def table(
+        self, rows: list[list[Any]], headers: list[str], wrap: Iterable[str] = (), indented: bool = False
+    ) -> None:
+        """A table; the columns named in ``wrap`` may be wrapped to fit the width. ``indented``
+        keeps the cells' leading blanks (tabulate strips them by default)."""
         from .table import tabulate
 
         if not rows:
@@ -164,7 +167,8 @@ class _Doc:
         if self.width:
             names = set(wrap)
             rows = fit_rows(rows, headers, self.width, [i for i, h in enumerate(headers) if h in names])
-        self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.md else "simple", disable_numparse=True))
+        keep = {"preserve_whitespace": True} if indented else {}
+        self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.md else "simple", disable_numparse=True, **keep))
 
     def pairs(self, items: list[tuple[str, Any]]) -> None:
         from .table import tabulate
@@ -276,24 +280,27 @@ def _weights(d: dict[str, Any], doc: _Doc) -> None:
 def _layers(d: dict[str, Any], doc: _Doc) -> None:
     if not d["layers"]:
         doc.line("no Keras architecture in this file")
-    else:
-        rows = []
-        for layer in d["layers"]:
-            indent = "  " * layer["depth"]
-            rows.append(
-                [
-                    indent + layer["name"],
-                    layer["class_name"],
-                    "" if layer["params"] is None else f"{layer['params']:,}",
-                    ", ".join(layer["inbound"]),
-                    layer["code"] or "",
-                ]
-            )
-        headers = ["layer", "class", "params", "inbound", "code"]
-        if not any(r[4] for r in rows):
-            rows = [r[:4] for r in rows]
-            headers = headers[:4]
-        doc.table(rows, headers, wrap=("layer", "class", "inbound", "code"))
+        return
+    # Nested layers are indented under their parent; markdown collapses plain spaces.
+    step = "\u00a0\u00a0" if doc.md else "  "
+    rows = []
+    for layer in d["layers"]:
+        shapes = layer.get("output_shapes")
+        rows.append(
+            [
+                step * layer["depth"] + layer["name"],
+                layer["class_name"],
+                "?" if shapes is None else ", ".join("?" if s is None else fmt_shape(s) for s in shapes),
+                "" if layer["params"] is None else f"{layer['params']:,}",
+                ", ".join(layer["inbound"]),
+                layer["code"] or "",
+            ]
+        )
+    headers = ["layer", "class", "output shape", "params", "inbound", "code"]
+    keep = [i for i in range(len(headers)) if i not in (2, 5) or any(r[i] not in ("", "?") for r in rows)]
+    rows = [[r[i] for i in keep] for r in rows]
+    headers = [headers[i] for i in keep]
+    doc.table(rows, headers, wrap=("layer", "class", "output shape", "inbound", "code"), indented=True)
 
 
 def _ops(d: dict[str, Any], doc: _Doc) -> None:
@@ -340,21 +347,45 @@ def _singular(counted: str) -> str:
 
 def _diff(d: dict[str, Any], doc: _Doc) -> None:
     doc.heading(f"A: {d['a']}\nB: {d['b']}" if not doc.md else f"{d['a']} vs {d['b']}")
-    doc.line(f"weights matched by {d['matched_by']}: {d['same']} equal, {len(d['changed'])} changed, "
-             f"{len(d['only_in_a'])} only in A, {len(d['only_in_b'])} only in B")
-    if d["changed"]:
-        rows = []
-        for c in d["changed"]:
-            detail = f"max |a-b| = {fmt_num(c['max_abs_diff'])}" if c["what"] == "values" else f"{c['a']} -> {c['b']}"
-            rows.append([c["name"], c["what"], detail])
-        doc.table(rows, ["weight", "changed", "detail"], wrap=("weight", "detail"))
+    paired = ", ".join(f"{how} ({n})" for how, n in d.get("paired_by", {}).items() if n)
+    doc.line(
+        f"weights: {d['same']} equal, {len(d['changed'])} changed, {len(d['only_in_a'])} only in A, "
+        f"{len(d['only_in_b'])} only in B" + (f"; paired by {paired}" if paired else "")
+    )
+    # Every pair that is not plainly the same tensor under the same name: JSON lists them all.
+    changes = {(c["name"], c.get("name_b", c["name"])): c for c in d["changed"]}
+    rows = []
+    for p in d.get("pairs", ()):
+        change = changes.get((p["name"], p["name_b"]))
+        if change is None and p["matched_by"] == "name":
+            continue
+        b_name = "(same name)" if p["name_b"] == p["name"] else p["name_b"]
+        rows.append([p["name"], b_name, p["matched_by"], _diff_result(change)])
+    if rows:
+        headers = ["weight in A", "weight in B", "paired by", "result"]
+        doc.table(rows, headers, wrap=("weight in A", "weight in B", "result"))
     if d["only_in_a"]:
         doc.table([[n] for n in d["only_in_a"]], ["only in A"], wrap=("only in A",))
     if d["only_in_b"]:
         doc.table([[n] for n in d["only_in_b"]], ["only in B"], wrap=("only in B",))
-    if d["signature_changes"]:
-        doc.line("\n".join(d["signature_changes"]))
+    others = [["signatures", t] for t in d["signature_changes"]]
+    others += [["ops", t] for t in d.get("op_changes", ())]
+    others += [["metadata", t] for t in d.get("metadata_changes", ())]
+    if others:
+        doc.table(others, ["", "difference"], wrap=("difference",))
     doc.line("identical" if d["identical"] else "different")
+
+
+def _diff_result(change: dict[str, Any] | None) -> str:
+    if change is None:
+        return "equal"
+    if change["what"] == "values":
+        if change["max_abs_diff"] is None:  # strings: equal or not
+            return f"different strings: {change['differing']} of {change['size']}"
+        return f"max |a-b| = {fmt_num(change['max_abs_diff'])} ({change['differing']} of {plural(change['size'], 'element')})"
+    if change["what"] == "shape":
+        return f"shape {fmt_shape(change['a'])} -> {fmt_shape(change['b'])}"
+    return f"{change['what']} {change['a']} -> {change['b']}"
 
 
 def _tensor(d: dict[str, Any], doc: _Doc) -> None:
