@@ -92,3 +92,26 @@ def test_stats_of_bfloat16_tensors_need_no_ml_dtypes(fixtures_dir):
     assert "ml_dtypes" not in result["modules"]
     (w,) = json.loads(result["out"])["weights"]
     assert (w["min"], w["max"], w["nan"], w["inf"]) == (-2.5, pytest.approx(1.0002556e30, rel=1e-6), 0, 0)
+
+
+def test_the_program_tunes_the_garbage_collector_and_a_call_with_arguments_does_not(fixtures_dir):
+    # As the program, start-up's young-generation collections are spaced out and the last full
+    # collection before exit is skipped (gc.freeze); a caller passing argv keeps its settings.
+    code = (
+        "import contextlib, gc, io, sys\n"
+        "from tfmodelkit.cli.modelinspect import GC_THRESHOLD, main\n"
+        "before = gc.get_threshold()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['summary', sys.argv[1]]) == 0\n"
+        "assert gc.get_threshold() == before and gc.get_freeze_count() == 0\n"
+        "sys.argv = ['modelinspect', 'summary', sys.argv[1]]\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main() == 0\n"
+        "print(gc.get_threshold()[0] == GC_THRESHOLD > before[0], gc.get_freeze_count() > 0)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(fixtures_dir / "savedmodel/tfkeras_functional")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["True", "True"]

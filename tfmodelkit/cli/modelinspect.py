@@ -9,6 +9,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +210,27 @@ _COMMANDS = {
 }
 
 
+#: Allocations between two young-generation collections while the program runs (Python's
+#: default is 700). Start-up creates ~100,000 objects (modules, the parser, the description)
+#: and frees few, so those collections find little: at 700 they cost ~3% of a small file's
+#: run. Reference cycles are still collected.
+GC_THRESHOLD = 20_000
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command; called without ``argv`` it is the ``modelinspect`` program (the console
+    script, ``python -m``), which also tunes the garbage collector for a short-lived process."""
+    if argv is not None:
+        return _main(argv)
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    code = _main(None)
+    # What is left is freed as the interpreter exits; the full collection it would run over
+    # every object first finds nothing worth it (~6% of a small file's run).
+    gc.freeze()
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
