@@ -156,6 +156,9 @@ class Layer:
     depth: int = 0
     #: Set for layers that carry Python code (``Lambda``): the function's name.
     code: str | None = None
+    #: The shape of each tensor the layer outputs, as the file records it or as it follows
+    #: from the config for a standard layer; None when unknown (not a guess).
+    output_shapes: tuple[Shape, ...] | None = None
 
 
 @dataclass(frozen=True)

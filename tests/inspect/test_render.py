@@ -153,3 +153,51 @@ def test_check_verdicts_word_their_counts():
     assert verdict([error, error, warning, warning], {"signatures": 2}, ["serving"]).startswith(
         "FAILED: 2 errors, 2 warnings"
     )
+
+
+def _nested_layers_doc() -> dict:
+    from tfmodelkit.description import Layer
+    from tfmodelkit.inspect.views import layers_view
+
+    layers = (
+        Layer("signal", "InputLayer", output_shapes=((None, 3),)),
+        Layer("block", "Sequential", inbound=("signal",), params=64, output_shapes=((None, 4),)),
+        Layer("inner_dense", "Dense", params=36, depth=1, output_shapes=((None, 6),)),
+        Layer("cell", "LSTMCell", depth=2),
+        Layer("head", "Dense", inbound=("block",), params=5, output_shapes=((None, 1), (None, 2))),
+    )
+    return layers_view(ModelDescription("keras_h5", "m.h5", layers=layers))
+
+
+def test_nested_layers_are_indented_under_their_parent():
+    lines = render("layers", _nested_layers_doc(), "table").splitlines()
+    assert lines[0].split() == ["layer", "class", "output", "shape", "params", "inbound"]
+    rows = {line.strip().split()[0]: line for line in lines[2:]}
+    assert rows["block"].startswith("block ")
+    assert rows["inner_dense"].startswith("  inner_dense ")
+    assert rows["cell"].startswith("    cell ")
+    assert "(?, 6)" in rows["inner_dense"] and "(?, 1), (?, 2)" in rows["head"]
+    assert rows["cell"].split()[2] == "?"  # unknown output shape
+    # the columns stay aligned: every class starts where the header's does
+    column = lines[0].index("class")
+    assert all(
+        line[column:].split()[0] == name
+        for line, name in zip(
+            lines[2:], ["InputLayer", "Sequential", "Dense", "LSTMCell", "Dense"], strict=True
+        )
+    )
+    # markdown would collapse plain spaces: no-break spaces indent there
+    md = render("layers", _nested_layers_doc(), "markdown")
+    assert "| \u00a0\u00a0inner_dense" in md and "| \u00a0\u00a0\u00a0\u00a0cell" in md
+    # wrapped to a narrow terminal, continuation lines keep the indent
+    narrow = render("layers", _nested_layers_doc(), "table", width=60)
+    assert "  inner_dense" in narrow
+
+
+def test_layers_without_known_output_shapes_have_no_such_column():
+    from tfmodelkit.description import Layer
+    from tfmodelkit.inspect.views import layers_view
+
+    doc = layers_view(ModelDescription("savedmodel", "sm", layers=(Layer("dense", "Dense"),)))
+    assert "output shape" not in render("layers", doc, "table")
+    assert doc["layers"][0]["output_shapes"] is None

@@ -227,6 +227,7 @@ def keras3_assemble(inv: Inventory, source: H5Source, model: Any | None, out: As
     """Weights and layer records of a Keras 3 weights file, with ``model`` (the parsed
     ``config.json``) used to name containers and variables where it can."""
     parsed = kc.parse_model_config(model) if isinstance(model, dict) else None
+    out.signatures = parsed.signatures if parsed is not None else ()
     layout = _Layout(inv, source, model, out)
     roots = [o for o in layout.objs.values() if o.parent is None]
     roots.sort(key=_sort_key)

@@ -15,14 +15,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..description import Layer
+from ..description import Layer, Signature, TensorSpec
 from ..errors import CorruptFileError
+from .keras_entries import (
+    MAX_DEPTH,
+    as_dict,
+    child_entries,
+    entry_class,
+    entry_name,
+    model_layers,
+    snake_case,
+)
+from .keras_entries import entry_config as entry_config
+from .keras_shapes import ModelIO, Spec, model_io
 
-#: Deeper nesting than this in a config is not followed (a real model is a few levels deep).
-MAX_DEPTH = 64
-
-#: Config keys under which a wrapper layer keeps the layer(s) it wraps.
-_WRAPPED_KEYS = ("layer", "forward_layer", "backward_layer", "cell", "cells")
+#: The key of the one signature a Keras file has: the model's inputs and outputs.
+SIGNATURE_KEY = "model"
+#: The dtype of a tensor whose dtype the config does not settle.
+UNKNOWN_DTYPE = "unknown"
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,9 @@ class ParsedModel:
     #: Layers of the top model's own list, in config order (the entries, for matching).
     top_entries: tuple[Mapping[str, Any], ...]
     warnings: tuple[str, ...]
+    #: The model's inputs and outputs as one signature (:data:`SIGNATURE_KEY`), when the config
+    #: names them; empty otherwise.
+    signatures: tuple[Signature, ...] = ()
 
 
 def load_json(text: str | bytes, what: str, where: str) -> Any:
@@ -57,62 +70,6 @@ def load_json(text: str | bytes, what: str, where: str) -> Any:
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CorruptFileError(f"{where}: {what} is not valid JSON ({msg})") from None
-
-
-def snake_case(name: str) -> str:
-    """Keras' snake_case of a class name (``Conv2D`` -> ``conv2d``, ``PReLU`` -> ``p_re_lu``)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
-    return name.lower()
-
-
-def _as_dict(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {}
-
-
-def entry_class(entry: Any) -> str:
-    if isinstance(entry, dict) and isinstance(entry.get("class_name"), str):
-        return entry["class_name"]
-    return "unknown"
-
-
-def entry_config(entry: Any) -> dict[str, Any]:
-    return _as_dict(entry.get("config")) if isinstance(entry, dict) else {}
-
-
-def entry_name(entry: Any, fallback: str) -> str:
-    cfg = entry_config(entry)
-    for v in (cfg.get("name"), entry.get("name") if isinstance(entry, dict) else None):
-        if isinstance(v, str) and v:
-            return v
-    return fallback
-
-
-def child_entries(entry: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Entries nested in ``entry``: a model's layer list or a wrapper's wrapped layer(s)."""
-    if not isinstance(entry, dict):
-        return []
-    raw = entry.get("config")
-    out: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(raw, list):  # Keras 1 / early Keras 2 Sequential: config is the layer list
-        return [("layers", e) for e in raw if isinstance(e, dict)]
-    cfg = _as_dict(raw)
-    layers = cfg.get("layers")
-    if isinstance(layers, list):
-        out.extend(("layers", e) for e in layers if isinstance(e, dict) and "class_name" in e)
-    for key in _WRAPPED_KEYS:
-        v = cfg.get(key)
-        if isinstance(v, dict) and isinstance(v.get("class_name"), str):
-            out.append((key, v))
-        elif key == "cells" and isinstance(v, list):
-            out.extend((key, e) for e in v if isinstance(e, dict) and isinstance(e.get("class_name"), str))
-    return out
-
-
-def model_layers(model: Any) -> list[dict[str, Any]]:
-    """The top model's own layer list."""
-    return [e for key, e in child_entries(model) if key == "layers"]
 
 
 def inbound_names(entry: Any) -> tuple[str, ...]:
@@ -240,7 +197,7 @@ def _serialized_code(value: Any, kind: Any, module: Any, always: bool) -> tuple[
     if isinstance(value, dict):  # Keras 3: a __lambda__ object or a function reference
         inner = value.get("config")
         if value.get("class_name") == "__lambda__":
-            code = _as_dict(inner).get("code")
+            code = as_dict(inner).get("code")
             return True, (bytecode_function_name(code) if isinstance(code, str) else None) or "<bytecode>"
         if isinstance(inner, str):
             return False, inner
@@ -443,18 +400,32 @@ def _strip_children(cfg: Any) -> Any:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def _signature(io: ModelIO) -> tuple[Signature, ...]:
+    """The model's inputs and outputs as a signature; none when the config names no input."""
+    if not io.inputs:
+        return ()
+
+    def specs(named: tuple[tuple[str, Spec], ...]) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(name, spec.dtype or UNKNOWN_DTYPE, spec.shape) for name, spec in named)
+
+    return (Signature(SIGNATURE_KEY, specs(io.inputs), specs(io.outputs)),)
+
+
 def parse_model_config(model: Any) -> ParsedModel:
     """Flatten a model config (``{"class_name", "config"}``) into layer records, nested ones
-    (models inside models, wrapped layers) following their parent with a larger ``depth``."""
+    (models inside models, wrapped layers) following their parent with a larger ``depth``;
+    with each layer's output shapes and the model's inputs and outputs (:mod:`.keras_shapes`)."""
     if not isinstance(model, dict):
         return ParsedModel(None, None, (), (), ("model config is not a JSON object: layers not listed",))
     nodes, too_deep = _layer_tree(model)
+    io = model_io(model)
     records: list[ParsedLayer] = []
     sites: list[CodeSite] = []
     for node in nodes:
         own = entry_code_sites(node.entry, node.name)
         sites.extend(own)
         code = next((s.detail for s in own if s.detail != UNCHECKED), None)
+        outputs = io.layer_outputs.get(id(node.entry))
         layer = Layer(
             name=node.name,
             class_name=entry_class(node.entry),
@@ -462,6 +433,7 @@ def parse_model_config(model: Any) -> ParsedModel:
             inbound=inbound_names(node.entry) if node.attached == "layers" else (),
             depth=node.depth,
             code=code,
+            output_shapes=None if outputs is None else tuple(spec.shape for spec in outputs),
         )
         records.append(ParsedLayer(layer, node.entry, node.parent, node.top, node.attached))
     sites.extend(_model_sites(model, too_deep))
@@ -470,7 +442,9 @@ def parse_model_config(model: Any) -> ParsedModel:
     cfg = model.get("config")
     model_name = cfg.get("name") if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) else None
     cls = model.get("class_name") if isinstance(model.get("class_name"), str) else None
-    return ParsedModel(cls, model_name, tuple(records), tuple(model_layers(model)), tuple(warnings))
+    return ParsedModel(
+        cls, model_name, tuple(records), tuple(model_layers(model)), tuple(warnings), _signature(io)
+    )
 
 
 def optimizer_name(training_config: Any) -> str | None:

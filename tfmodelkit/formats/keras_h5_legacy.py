@@ -234,6 +234,7 @@ def apply_config(inv: Inventory, out: Assembled, where: str) -> kc.ParsedModel |
             out.metadata["class_name"] = parsed.class_name
             out.metadata["model_name"] = parsed.name
             out.notes.extend(parsed.warnings)
+            out.signatures = parsed.signatures
     tc_text = str_attr(root, "training_config")
     if tc_text is not None:
         try:

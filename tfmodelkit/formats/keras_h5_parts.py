@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..description import Layer, ModelDescription, Producer, Weight
+from ..description import Layer, ModelDescription, Producer, Signature, Weight
 from .hdf5_inventory import DatasetInfo, Inventory
 
 
@@ -32,6 +32,8 @@ class Assembled:
     producer: Producer = field(default_factory=Producer)
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The model's inputs and outputs, from its config (``ParsedModel.signatures``).
+    signatures: tuple[Signature, ...] = ()
 
 
 def natural_key(s: str) -> list[Any]:
@@ -96,6 +98,7 @@ def to_description(
         format=fmt,
         path=display,
         producer=producer or out.producer,
+        signatures=out.signatures,
         weights=tuple(out.weights),
         layers=tuple(out.layers),
         metadata=out.metadata,

@@ -143,6 +143,9 @@ def layers_view(desc: ModelDescription) -> dict[str, Any]:
                 "inbound": list(layer.inbound),
                 "params": layer.params,
                 "code": layer.code,
+                "output_shapes": None
+                if layer.output_shapes is None
+                else [shape_json(s) for s in layer.output_shapes],
             }
             for layer in desc.layers
         ],
