@@ -94,23 +94,25 @@ def _through_savedmodel(
 ) -> tuple[ConversionReport, ConversionReport]:
     """Two steps through a temporary SavedModel; the final step writes ``dst`` atomically.
     Errors of the second step name the source, not the temporary folder."""
-    from .savedmodel_to_tflite import savedmodel_to_tflite
+    from .savedmodel_to_tflite import converter_standby, savedmodel_to_tflite
 
     work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
     temporary = str(work / "savedmodel")
     try:
-        first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
-        if not first.ok:
-            return first, first
-        try:
-            second = savedmodel_to_tflite(
-                temporary, dst, **_step_options(savedmodel_to_tflite, {**options, "signature": "serving_default"}),
-                source_label=f"{src} (as a SavedModel)",
-            )
-        except TFModelKitError as e:
-            if temporary not in str(e):
-                raise
-            raise type(e)(str(e).replace(temporary, f"{src} (as a SavedModel)")) from None
+        # The converter's child process imports TensorFlow while the SavedModel is made.
+        with converter_standby():
+            first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
+            if not first.ok:
+                return first, first
+            try:
+                second = savedmodel_to_tflite(
+                    temporary, dst, **_step_options(savedmodel_to_tflite, {**options, "signature": "serving_default"}),
+                    source_label=f"{src} (as a SavedModel)",
+                )
+            except TFModelKitError as e:
+                if temporary not in str(e):
+                    raise
+                raise type(e)(str(e).replace(temporary, f"{src} (as a SavedModel)")) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return first, second

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from ..loaders.savedmodel import load_savedmodel, savedmodel_load_error
 from ..loaders.tf import import_tensorflow, quiet_fds
 from ..options import checked_options
 from ..verify import SavedModelRunner, TFLiteRunner, generate_inputs, load_inputs
+from . import isolate
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
@@ -171,6 +176,102 @@ def _failed_ops(message: str) -> list[str]:
     return sorted(set(_UNSUPPORTED_OP.findall(message)))
 
 
+@dataclass
+class ConvertJob:
+    """What the child needs: the model, the settings, where the flatbuffer goes, how to verify."""
+
+    source: str  # the source as the user named it, for messages
+    src_path: Path
+    keys: list[str]
+    tags: set[str] | None
+    quantize: str
+    select_tf_ops: bool
+    calibration_data: str | None
+    verify: VerifyOptions
+    source_label: str | None
+    quiet: bool  # the caller takes no progress lines
+    stage: str = ""  # the staged output: the child writes the flatbuffer there
+    destination: str = ""  # what the staged output becomes, for the reports
+    spawned: float = 0.0  # time.time() when the child was started: its start-up counts as loading
+
+
+#: What runs in each stage of the child, for a crash message.
+_IN_STAGE = {
+    "load": "TensorFlow's import",
+    "convert": "TensorFlow's TFLite converter",
+    "verify": "the verification (TensorFlow and LiteRT running the models)",
+}
+_INT8_CRASH_HINT = (
+    "TF 2.21's converter is known to crash in int8 calibration of RNN models (LSTM, GRU, SimpleRNN); "
+    "--quantize dynamic or float16 need no calibration"
+)
+
+
+class _ChildSteps(Progress):
+    """The child's Progress: lines go to the parent, and each stage is announced to it first,
+    so that a crash names the stage it happened in."""
+
+    def __init__(self, report: ConversionReport, job: ConvertJob, channel: isolate.ChildProgress) -> None:
+        super().__init__(report, None if job.quiet else channel.say)
+        self.channel, self.int8 = channel, job.quantize == "int8"
+
+    @contextmanager
+    def stage(self, name: str, text: str) -> Iterator[None]:
+        hint = _INT8_CRASH_HINT if name == "convert" and self.int8 else ""
+        self.channel.stage(name, _IN_STAGE.get(name, "the child process"), hint)
+        with super().stage(name, text):
+            yield
+
+
+def warm_up() -> None:
+    """What a converter child started ahead imports while it waits for its job."""
+    import_tensorflow("converting to TFLite")
+
+
+def converter_standby() -> Any:
+    """A context in which the converter's child is started ahead (:func:`isolate.standby`):
+    a route that makes the SavedModel first lets the child import TensorFlow meanwhile."""
+    return isolate.standby(f"{__name__}:warm_up")
+
+
+def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> ConversionReport:
+    """Everything of the conversion that runs TensorFlow or LiteRT, in the child process (their
+    native code can kill the process): the converter with calibration and every converter
+    path, writing the flatbuffer to ``job.stage``, then the verification. Returns the report of
+    these stages (timings, details, verification, warnings, ok) for the parent to merge."""
+    report = ConversionReport(job.source, "savedmodel", job.destination, ["savedmodel", "tflite"])
+    report.timings["load"] = round(max(0.0, time.time() - job.spawned), 4)  # the child's start-up
+    steps = _ChildSteps(report, job, channel)
+    with steps.stage("load", "importing TensorFlow's converter"):
+        tf = import_tensorflow("converting to TFLite")
+    with steps.stage("convert", f"converting {', '.join(job.keys)} (quantize: {job.quantize})"):
+        converter = _converter(tf, job.src_path, job.keys, job.tags, job.quantize, job.select_tf_ops)
+        if job.quantize == "int8":
+            converter.representative_dataset = _calibration(
+                job.src_path, job.keys[0], job.calibration_data, job.verify.seed, steps
+            )
+        flatbuffer = _convert(
+            tf, converter, job.source, job.src_path, job.keys, job.tags, job.select_tf_ops, report.details
+        )
+        Path(job.stage).write_bytes(flatbuffer)
+    signatureless, flex = _describe_result(Path(job.stage), report, steps)
+    if job.verify.enabled and flex:
+        report.warnings.append("verification skipped: LiteRT cannot run Flex ops without the Flex delegate")
+    elif job.verify.enabled:
+        kind = "float32" if job.quantize == "none" else job.quantize
+        for key in job.keys:
+            with steps.stage("verify", f"loading {key} in LiteRT"):
+                # Safety was checked at the start (or --unsafe).
+                ref = SavedModelRunner(job.src_path, signature=key, safe_mode=False)
+                if job.source_label:
+                    ref.shown = job.source_label
+                cand = TFLiteRunner(Path(job.stage), signature=None if signatureless else key)
+                cand.shown = job.destination
+            result = run_verification(ref, cand, job.verify, kind, steps, f"SavedModel vs TFLite [{key}]")
+            report.ok = report.ok and result.ok
+    return report
+
+
 @checked_options
 def savedmodel_to_tflite(
     src: str | os.PathLike[str],
@@ -193,6 +294,9 @@ def savedmodel_to_tflite(
 
     A model with safety errors (ops reaching files, network or Python) is refused unless
     ``unsafe``. ``source_label`` names the source in reports when ``src`` is a temporary folder.
+    TensorFlow and LiteRT run in a child process (:func:`convert_in_child`): if they crash
+    there, the conversion fails with :class:`~tfmodelkit.convert.isolate.ChildCrashed` and
+    leaves nothing behind.
     """
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
@@ -201,36 +305,25 @@ def savedmodel_to_tflite(
     src_path = savedmodel_format.resolve(src).folder
     if not unsafe:  # conversion loads the model and verification runs it
         require_safe(src_path, format="savedmodel")
-    options = verify or VerifyOptions()
     report = ConversionReport(str(src), "savedmodel", str(dst), ["savedmodel", "tflite"])
     steps = Progress(report, progress)
     keys = _signature_keys(src_path, signature, all_signatures)
     report.details.update(signatures=keys, quantize=quantize, select_tf_ops=select_tf_ops)
     tag_set = {t.strip() for t in tags.split(",")} if tags else None
+    job = ConvertJob(
+        str(src), src_path, keys, tag_set, quantize, select_tf_ops, calibration_data,
+        verify or VerifyOptions(), source_label, steps.quiet,
+    )  # fmt: skip
     with staged_output(dst, overwrite) as stage:
-        with steps.stage("load", "importing TensorFlow's converter"):
-            tf = import_tensorflow("converting to TFLite")
-        with steps.stage("convert", f"converting {', '.join(keys)} (quantize: {quantize})"):
-            converter = _converter(tf, src_path, keys, tag_set, quantize, select_tf_ops)
-            if quantize == "int8":
-                converter.representative_dataset = _calibration(src_path, keys[0], calibration_data, options.seed, steps)
-            flatbuffer = _convert(tf, converter, src, src_path, keys, tag_set, select_tf_ops, report)
-            stage.path.write_bytes(flatbuffer)
-        signatureless, flex = _describe_result(stage.path, flatbuffer, report, steps)
-        if options.enabled and flex:
-            report.warnings.append("verification skipped: LiteRT cannot run Flex ops without the Flex delegate")
-        elif options.enabled:
-            kind = "float32" if quantize == "none" else quantize
-            for key in keys:
-                with steps.stage("verify", f"loading {key} in LiteRT"):
-                    # Safety was checked at the start (or --unsafe).
-                    ref = SavedModelRunner(src_path, signature=key, safe_mode=False)
-                    if source_label:
-                        ref.shown = source_label
-                    cand = TFLiteRunner(stage.path, signature=None if signatureless else key)
-                    cand.shown = str(stage.destination)
-                result = run_verification(ref, cand, options, kind, steps, f"SavedModel vs TFLite [{key}]")
-                report.ok = report.ok and result.ok
+        job.stage, job.destination, job.spawned = str(stage.path), str(stage.destination), time.time()
+        what = _IN_STAGE["load"]
+        with isolate.spawn(f"{__name__}:convert_in_child", job, stage="load", what=what, subject=src) as child:
+            done: ConversionReport = child.result(steps)
+        report.timings.update(done.timings)
+        report.details.update(done.details)
+        report.verification += done.verification
+        report.warnings += done.warnings
+        report.ok = done.ok
         if report.ok or keep_failed:
             stage.commit()
             report.kept_failed = not report.ok
@@ -264,9 +357,10 @@ def _converter(tf: Any, src_path: Path, keys: list[str], tag_set: set[str] | Non
 
 def _convert(
     tf: Any, converter: Any, src: object, src_path: Path, keys: list[str], tag_set: set[str] | None,
-    select_tf_ops: bool, report: ConversionReport,
+    select_tf_ops: bool, details: dict[str, Any],
 ) -> bytes:  # fmt: skip
-    """The flatbuffer, by whichever converter path the model needs; converter errors said for the user."""
+    """The flatbuffer, by whichever converter path the model needs (named in ``details``);
+    converter errors said for the user."""
     try:
         unfrozen: bool | None
         try:
@@ -291,7 +385,7 @@ def _convert(
                     f"{src}: a TF1 graph model converts one signature at a time; "
                     f"choose one of {', '.join(keys)} with --signature"
                 )
-            report.details["converter_path"] = "TF1 converter (variables frozen in a session)"
+            details["converter_path"] = "TF1 converter (variables frozen in a session)"
             return _v1_convert(tf, converter, src_path, keys[0], tag_set)
         if unfrozen:
             # TF 2.21 quirk: from_saved_model does not freeze the variables of a model
@@ -301,7 +395,7 @@ def _convert(
             # Converting the loaded signatures as concrete functions freezes them.
             loaded = load_savedmodel(src_path, sorted(tag_set) if tag_set else None, "converting to TFLite")
             converter = _concrete_converter(tf, converter, loaded, keys)
-            report.details["converter_path"] = "concrete functions (variables frozen)"
+            details["converter_path"] = "concrete functions (variables frozen)"
             with quiet_fds(replay=False):
                 flatbuffer = converter.convert()
         return bytes(flatbuffer)
@@ -330,12 +424,13 @@ def _converter_error(src: object, text: str, select_tf_ops: bool) -> UserError:
     return UserError(f"{src}: the TFLite converter failed: {first.strip()[:300]}")
 
 
-def _describe_result(path: Path, flatbuffer: bytes, report: ConversionReport, steps: Progress) -> tuple[bool, list[str]]:
+def _describe_result(path: Path, report: ConversionReport, steps: Progress) -> tuple[bool, list[str]]:
     """Record the converted model's size and ops; (whether it lacks SignatureDefs, its Flex ops)."""
     converted = read(path, format="tflite")
+    size = path.stat().st_size
     flex = list(converted.metadata.get("flex_ops", []))
     report.details.update(
-        bytes=len(flatbuffer), ops=dict(converted.ops), flex_ops=flex,
+        bytes=size, ops=dict(converted.ops), flex_ops=flex,
         custom_ops=list(converted.metadata.get("custom_ops", [])),
     )  # fmt: skip
     # Only TF1's converter writes none, when its tensors could not be named (_with_signature).
@@ -352,5 +447,5 @@ def _describe_result(path: Path, flatbuffer: bytes, report: ConversionReport, st
             f"the model needs TensorFlow ops through Flex ({', '.join(flex)}): the runtime must link the "
             "Flex delegate (tensorflow-lite-select-tf-ops on Android, the full TF pip package in Python)"
         )
-    steps.say(f"[convert] {len(flatbuffer):,} bytes, {sum(converted.ops.values())} ops")
+    steps.say(f"[convert] {size:,} bytes, {sum(converted.ops.values())} ops")
     return signatureless, flex
