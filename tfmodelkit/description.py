@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # numpy is imported by readers, not by the description
 #: A shape: a tuple of dims (``None`` = unknown dim), or ``None`` for unknown rank.
 Shape = tuple[int | None, ...] | None
 
-FORMATS = ("checkpoint", "savedmodel", "keras_h5", "keras_zip", "tflite")
+#: Every format a reader exists for (``formats._MODULES`` holds one module per name; a test
+#: keeps the two, ``modelinspect --as``'s help and the README's table in step).
+FORMATS = ("checkpoint", "savedmodel", "keras_h5", "keras_zip", "tflite", "tfjs", "checkpoint_v1", "metagraph", "graphdef")
 
 #: Roles of a weight: part of the model, optimizer state (slots, iteration counters),
 #: or bookkeeping (save counters, the object graph) that is neither.

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tfmodelkit.inspect.views import Inspection
 
 PROG = "modelinspect"
-FORMATS_HELP = "checkpoint, savedmodel, keras_h5, keras_zip, tflite, tfjs (also: ckpt, h5, keras)"
+FORMATS_HELP = "checkpoint, savedmodel, keras_h5, keras_zip, tflite, tfjs, checkpoint_v1, metagraph, graphdef (also: ckpt, h5, keras, pb, meta)"
 OUTPUT_HELP = f"""output:
   results go to stdout; progress bars, notes and the file's warnings to stderr (-q silences them).
   {WIDTH_HELP}."""
@@ -39,7 +39,7 @@ def _common(p: argparse.ArgumentParser, path: bool = True) -> None:
     p.epilog = OUTPUT_HELP
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     if path:
-        p.add_argument("path", help="model file or folder: SavedModel, checkpoint prefix/folder, .h5, .keras, .tflite")
+        p.add_argument("path", help="model file or folder: SavedModel, checkpoint prefix/folder, .h5, .keras, .tflite, TF.js model.json, frozen .pb, .meta")
     p.add_argument("--as", dest="as_format", metavar="FORMAT", help=f"read as this format instead of detecting it ({FORMATS_HELP})")
     p.add_argument(
         "--format", choices=("table", "json", "markdown"), default="table",
