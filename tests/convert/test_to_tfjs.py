@@ -131,6 +131,8 @@ CASES = {
     "multi_io_float16_some": ("keras_zip/functional_multi_io.keras", {"quantize": "float16", "quantize_weights": ("trunk/*",)}),
     "graph_two_io": ("savedmodel/keras3_two_io", {}),
     "graph_tf_keras_float16": ("savedmodel/tfkeras_functional", {"quantize": "float16"}),
+    "graph_from_keras_multi_io": ("keras_zip/functional_multi_io.keras", {"graph": True}),
+    "graph_from_h5_lstm_uint8": ("keras_h5/tfkeras_lstm.h5", {"graph": True, "quantize": "uint8"}),
 }
 
 
@@ -156,13 +158,22 @@ def test_conversion_verifies_in_tfjs(converted, name):
     labels = [v["label"] for v in report.verification]
     quantize = CASES[name][1].get("quantize")
     if name.startswith("graph"):
-        assert labels == ["SavedModel vs TF.js"] and report.details["tfjs_format"] == "graph-model"
-        assert report.verification[0]["atol"] == (1e-2 if quantize == "float16" else 1e-5)  # verify.tolerances
+        from_keras = CASES[name][1].get("graph", False)
+        assert labels == ["Keras vs TF.js (graph model)" if from_keras else "SavedModel vs TF.js"]
+        assert report.details["tfjs_format"] == "graph-model"
+        assert report.route == (["keras_zip" if src.suffix == ".keras" else "keras_h5", "savedmodel", "tfjs"] if from_keras else ["savedmodel", "tfjs"])
+        assert report.verification[0]["atol"] == {"float16": 1e-2, "uint8": 2e-2}.get(quantize, 1e-5)  # verify.tolerances
         assert report.verification[0]["context"]["candidate"]["loader"].startswith("tf.loadGraphModel")
         desc = tfmodelkit.read(folder)
-        assert desc.metadata["tfjs_format"] == "graph-model" and "Placeholder" in desc.ops
-        serving = next(s for s in tfmodelkit.read(src).signatures if s.key == "serving_default")
+        assert desc.metadata["tfjs_format"] == "graph-model" and "Placeholder" in desc.ops and not desc.layers
+        source = tfmodelkit.read(src).signatures
+        serving = source[0] if from_keras else next(s for s in source if s.key == "serving_default")
         assert {s.name for s in desc.signatures[0].inputs} == {s.name for s in serving.inputs}
+        assert {s.name for s in desc.signatures[0].outputs} == {s.name for s in serving.outputs}
+        if quantize:
+            assert {w.extra["quantization"]["dtype"] for w in desc.weights if "quantization" in w.extra} == {quantize}
+        assert tfmodelkit.check(folder).ok
+        assert not [p for p in folder.iterdir() if p.name.startswith(".")]
         return
     if quantize:
         assert labels == [f"Keras with the {quantize} weights vs TF.js", f"Keras vs TF.js ({quantize} weights)"]
@@ -273,3 +284,14 @@ def test_unsupported_layers_are_named_and_refused(tmp_path):
     assert not report.ok
     assert [f.subject for f in report.findings] == ["probs (UnitNormalization)"]
     assert "fix:" in report.findings[0].message and math.isfinite(len(report.findings))
+
+
+@pytest.mark.tf
+@needs_tfjs
+def test_cli_graph_model_of_a_keras_file(tmp_path):
+    dst = tmp_path / "g" / "model.json"
+    p = modelconv("to-tfjs", str(FIXTURES / "keras_h5/keras3_nested_sequential.h5"), str(dst), "--graph", "-q")
+    assert p.returncode == 0, p.stderr
+    assert "keras_h5 -> savedmodel -> tfjs; verified: Keras vs TF.js (graph model)" in p.stdout
+    assert json.loads(dst.read_text())["format"] == "graph-model"
+    assert not list(tmp_path.glob("g/.*"))

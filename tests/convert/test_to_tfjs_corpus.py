@@ -92,3 +92,11 @@ def test_corpus_savedmodel_as_graph_model(name, to_tfjs, tmp_path):
     report = to_tfjs(CORPUS / "savedmodel" / name, dst)
     assert report.ok and [v["label"] for v in report.verification] == ["SavedModel vs TF.js"]
     assert report.details["tfjs_format"] == "graph-model"
+
+
+def test_a_layer_tfjs_layers_lacks_runs_as_a_graph_model(to_tfjs, tmp_path):
+    """Attention is no tfjs-layers class, but its ops are TF.js's: --graph converts and verifies it."""
+    path = next(p for p in FILES if p.name == "weights_keras-attention.h5")
+    report = to_tfjs(path, tmp_path / "g" / "model.json", graph=True)
+    assert report.ok and [v["label"] for v in report.verification] == ["Keras vs TF.js (graph model)"]
+    assert report.details["tfjs_format"] == "graph-model" and (tmp_path / "g" / "model.json").is_file()

@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="the .h5 or .keras file, or a SavedModel folder")
     p.add_argument("dst", help="DST/model.json (or the folder DST) to write")
     _tfjs_options(p)
+    p.add_argument("--graph", action="store_true", help="write a Keras model as a TF.js graph model (frozen through a SavedModel; runs layers tfjs-layers lacks when TF.js has their ops) instead of a layers model")
     _keras_options(p)
     _common(p)
 
@@ -296,7 +297,7 @@ def _convert(args: argparse.Namespace) -> Any:
 
         return to_tfjs(
             args.src, args.dst, shard_size=args.shard_size, quantize=args.quantize,
-            quantize_weights=tuple(args.quantize_weights), architecture=args.architecture, unsafe=args.unsafe,
+            quantize_weights=tuple(args.quantize_weights), graph=args.graph, architecture=args.architecture, unsafe=args.unsafe,
             custom_objects=args.custom_objects, **_common_kwargs(args),
         )  # fmt: skip
     from tfmodelkit.convert.route import convert

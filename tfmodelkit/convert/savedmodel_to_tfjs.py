@@ -108,6 +108,36 @@ def _shape(spec: Any) -> dict[str, Any]:
     return {"dim": [{"size": str(-1 if d is None else d)} for d in spec.shape.as_list()]}
 
 
+def write_graph_model(
+    tf: Any, model_folder: Path, key: str, out: Path, steps: Progress, *, shard_size: int, quantize: str,
+    patterns: Sequence[str], generated_by: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Freeze signature ``key`` of the SavedModel in ``model_folder`` and write it as a TF.js graph
+    model in ``out``; the report's details."""
+    with steps.stage("freeze", f"freezing signature {key}"):
+        nodes, weights, versions, sig = freeze(tf, model_folder, key)
+    with steps.stage("write", "writing the TF.js graph model"):
+        entries, data, _, quantized = encode_weights(weights, quantize, patterns)
+        doc = {
+            "format": "graph-model", "generatedBy": generated_by or tf.__version__, "convertedBy": f"tfmodelkit {__version__}",
+            "modelTopology": {"node": nodes, "library": {}, "versions": versions}, "signature": sig,
+        }  # fmt: skip
+        sizes = write_model(out, doc, entries, data, shard_size)
+    return {"tfjs_format": "graph-model", "signature": key, "shards": sizes, "weights": len(entries),
+            "weight_bytes": len(data), "quantize": quantize, "quantized_weights": quantized}  # fmt: skip
+
+
+def verify_graph_model(
+    reference: Any, out: Path, folder: Path, quantize: str, options: VerifyOptions, steps: Progress, label: str
+) -> bool:
+    """tf.loadGraphModel runs the model written in ``out`` against ``reference``, at the tolerances
+    of its weights' quantization (:mod:`tfmodelkit.verify.tolerances`)."""
+    with steps.stage("verify", "loading the result with tf.loadGraphModel in Node.js"):
+        candidate = TFJSRunner(out)
+        candidate.shown = str(folder / "model.json")
+    return bool(run_verification(reference, candidate, options, _KIND[quantize], steps, label).ok)
+
+
 @checked_options
 def savedmodel_to_tfjs(
     src: str | os.PathLike[str],
@@ -141,24 +171,13 @@ def savedmodel_to_tfjs(
 
     model_folder = savedmodel_format.resolve(src).folder  # a TF Serving base folder: its newest version
     with staged_output(folder, overwrite) as stage:
-        with steps.stage("freeze", f"freezing signature {key}"):
-            nodes, weights, versions, sig = freeze(tf, Path(model_folder), key)
-        with steps.stage("write", "writing the TF.js graph model"):
-            entries, data, _, quantized = encode_weights(weights, quantize, quantize_weights)
-            doc = {
-                "format": "graph-model", "generatedBy": tf.__version__, "convertedBy": f"tfmodelkit {__version__}",
-                "modelTopology": {"node": nodes, "library": {}, "versions": versions}, "signature": sig,
-            }  # fmt: skip
-            sizes = write_model(stage.path, doc, entries, data, shard_size)
-        report.details.update({"tfjs_format": "graph-model", "signature": key, "shards": sizes, "weights": len(entries),
-                               "weight_bytes": len(data), "quantize": quantize, "quantized_weights": quantized})  # fmt: skip
+        details = write_graph_model(tf, Path(model_folder), key, stage.path, steps, shard_size=shard_size,
+                                    quantize=quantize, patterns=quantize_weights)  # fmt: skip
+        report.details.update(details)
         if options.enabled:
-            with steps.stage("verify", "loading the result with tf.loadGraphModel in Node.js"):
+            with steps.stage("verify", "loading the SavedModel"):
                 reference = SavedModelRunner(src, signature=key, safe_mode=False)  # checked above unless --unsafe
-                candidate = TFJSRunner(stage.path)
-                candidate.shown = str(folder / "model.json")
-            result = run_verification(reference, candidate, options, _KIND[quantize], steps, "SavedModel vs TF.js")
-            report.ok = bool(result.ok)
+            report.ok = verify_graph_model(reference, stage.path, folder, quantize, options, steps, "SavedModel vs TF.js")
         else:
             report.warnings.append("not verified (--no-verify): nothing proved that TF.js computes what the SavedModel does")
         if report.ok or keep_failed:

@@ -20,6 +20,7 @@ __all__ = ["DEFAULT_SHARD_SIZE", "destination_folder", "layer_weight_names", "mo
 import json
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,7 @@ def to_tfjs(
     shard_size: int = DEFAULT_SHARD_SIZE,
     quantize: str = "none",
     quantize_weights: Sequence[str] = (),
+    graph: bool = False,
     architecture: str | None = None,
     unsafe: bool = False,
     custom_objects: str | dict[str, Any] | None = None,
@@ -165,7 +167,9 @@ def to_tfjs(
     progress: ProgressSink | None = None,
 ) -> ConversionReport:
     """Convert a Keras model file to a TF.js layers model at ``dst`` (``DST/model.json`` or ``DST``),
-    verified in TF.js (Node.js + ``@tensorflow/tfjs``) unless ``verify.enabled`` is False."""
+    or with ``graph`` to a graph model (through a temporary SavedModel), verified in TF.js
+    (Node.js + ``@tensorflow/tfjs``) unless ``verify.enabled`` is False; a SavedModel becomes a
+    graph model (:func:`.savedmodel_to_tfjs.savedmodel_to_tfjs`)."""
     from ..loaders.user_code import load_custom_objects
     from .keras_to_savedmodel import load_keras_model
 
@@ -185,11 +189,12 @@ def to_tfjs(
     if fmt not in ("keras_h5", "keras_zip"):
         raise UnsupportedError(f"{src}: a {fmt}; to-tfjs converts Keras .h5/.keras files (layers models) and SavedModels (graph models)")
     require_tfjs(options)
-    _refuse_unsupported(Path(architecture) if architecture else src_path)
+    if not graph:  # a graph model needs TF.js's ops, not its layer classes: freezing checks those
+        _refuse_unsupported(Path(architecture) if architecture else src_path)
     folder = destination_folder(dst)
     if folder.is_dir() and not any(folder.iterdir()) and not overwrite:
         folder.rmdir()  # an empty folder made for the result is no result to protect
-    report = ConversionReport(str(src), fmt, str(folder / "model.json"), [fmt, "tfjs"])
+    report = ConversionReport(str(src), fmt, str(folder / "model.json"), [fmt, "savedmodel", "tfjs"] if graph else [fmt, "tfjs"])
     steps = Progress(report, progress)
     objects = custom_objects if isinstance(custom_objects, dict) else load_custom_objects(custom_objects)
     with staged_output(folder, overwrite) as stage:
@@ -197,6 +202,12 @@ def to_tfjs(
             runner = load_keras_model(src_path, unsafe=unsafe, custom_objects=objects, architecture=architecture)
         report.loader = runner.loader
         report.warnings.extend(runner.notes)
+        if graph:
+            report.ok = _graph_model(runner, stage.path, folder, shard_size, quantize, quantize_weights, options, steps)
+            if report.ok or keep_failed:
+                stage.commit()
+                report.kept_failed = not report.ok
+            return report
         with steps.stage("write", "writing the TF.js layers model"):
             details = _write(runner, stage.path, shard_size, quantize, quantize_weights)
         report.details.update({k: v for k, v in details.items() if k != "dequantized"})
@@ -211,6 +222,31 @@ def to_tfjs(
     return report
 
 
+
+
+def _graph_model(
+    runner: KerasRunner, out: Path, folder: Path, shard_size: int, quantize: str, patterns: Sequence[str],
+    options: VerifyOptions, steps: Progress,
+) -> bool:  # fmt: skip
+    """The Keras model exported as a SavedModel (its own input and output names), frozen into a
+    TF.js graph model, which tf.loadGraphModel runs against the Keras model itself."""
+    from ..loaders.tf import import_tensorflow
+    from .keras_to_savedmodel import export_savedmodel
+    from .savedmodel_to_tfjs import verify_graph_model, write_graph_model
+
+    tf = import_tensorflow("writing a TF.js graph model")
+    with tempfile.TemporaryDirectory(prefix="tfmodelkit-tfjs-") as work:
+        saved = Path(work) / "savedmodel"
+        with steps.stage("export", "exporting the Keras model as a SavedModel"):
+            export_savedmodel(runner, saved)
+        details = write_graph_model(tf, saved, "serving_default", out, steps, shard_size=shard_size, quantize=quantize, patterns=patterns)
+    if patterns and not details["quantized_weights"]:
+        raise UserError(f"--quantize-weights {', '.join(patterns)}: no float32 constant of the graph matches")
+    steps.report.details.update(details)
+    if not options.enabled:
+        steps.report.warnings.append("not verified (--no-verify): nothing proved that TF.js computes what the Keras model does")
+        return True
+    return verify_graph_model(runner, out, folder, quantize, options, steps, "Keras vs TF.js (graph model)")
 
 
 def _write(runner: KerasRunner, folder: Path, shard_size: int, quantize: str, patterns: Sequence[str]) -> dict[str, Any]:
@@ -253,4 +289,7 @@ def _refuse_unsupported(src: Path) -> None:
     if errors:
         listed = "; ".join(f"{f.subject}: {f.message.split(';')[0]}" for f in errors[:3])
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise UnsupportedError(f"{src}: TF.js cannot run this model: {listed}{more}; `modelinspect check {src} --target tfjs` lists them")
+        raise UnsupportedError(
+            f"{src}: TF.js cannot run this model as a layers model: {listed}{more}; `modelinspect check {src} --target tfjs` "
+            "lists them (--graph writes a graph model, which needs TF.js's ops instead)"
+        )

@@ -89,7 +89,8 @@ def _layers(desc: ModelDescription) -> list[Finding]:
                                   "built-in layers (or a custom TF.js layer registered in JavaScript)"))
         elif KERAS1_NAMES.get(layer.class_name, layer.class_name) not in TFJS_LAYERS:
             found.append(_finding("error", where, f"{layer.class_name} is not a layer tfjs-layers has; fix: replace it "
-                                  "with layers TF.js has, or register a custom layer of that name in JavaScript"))
+                                  "with layers TF.js has, register a custom layer of that name in JavaScript, or convert with --graph "
+                                  "(a graph model needs only TF.js's ops)"))
         policy = layer.config.get("dtype") if isinstance(layer.config, dict) else None
         name = (policy.get("config") or {}).get("name") if isinstance(policy, dict) else policy
         if isinstance(name, str) and name.startswith("mixed"):
