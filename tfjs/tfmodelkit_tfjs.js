@@ -50,9 +50,20 @@ function encode(t) {
   return {dtype: t.dtype, shape: t.shape, b64: buf.toString('base64')};
 }
 
-function sha256(t) {
+async function sha256(t) {
+  const hash = crypto.createHash('sha256');
+  if (t.dtype === 'string') {
+    // Strings hash as the weights manifest stores them: per element, a uint32 LE length and the
+    // bytes (t.bytes(), not dataSync(), which decodes them as UTF-8).
+    for (const bytes of await t.bytes()) {
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(bytes.length);
+      hash.update(length).update(Buffer.from(bytes));
+    }
+    return hash.digest('hex');
+  }
   const data = t.dataSync();
-  return crypto.createHash('sha256').update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+  return hash.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 
 function decode(spec) {
@@ -87,12 +98,12 @@ async function describe(req) {
   if (loaded.kind === 'layers') {
     for (const w of loaded.model.weights) {
       const v = w.read();
-      weights.push({name: w.originalName, dtype: v.dtype, shape: v.shape, sha256: sha256(v)});
+      weights.push({name: w.originalName, dtype: v.dtype, shape: v.shape, sha256: await sha256(v)});
     }
   } else {
     for (const [name, ts] of Object.entries(loaded.model.weights)) {
       const v = ts[0];
-      weights.push({name, dtype: v.dtype, shape: v.shape, sha256: sha256(v)});
+      weights.push({name, dtype: v.dtype, shape: v.shape, sha256: await sha256(v)});
     }
   }
   const out = {kind: loaded.kind, load_ms: loaded.ms, versions: tf.version, weights, ...ioSpecs(loaded)};

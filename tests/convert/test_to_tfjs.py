@@ -295,3 +295,37 @@ def test_cli_graph_model_of_a_keras_file(tmp_path):
     assert "keras_h5 -> savedmodel -> tfjs; verified: Keras vs TF.js (graph model)" in p.stdout
     assert json.loads(dst.read_text())["format"] == "graph-model"
     assert not list(tmp_path.glob("g/.*"))
+
+
+@pytest.mark.tf
+@needs_tfjs
+def test_string_constants_are_written_read_and_run_in_tfjs(tmp_path):
+    """A string Const becomes a string weight (per element a uint32 LE length and the bytes, as
+    tf.io.encodeWeights stores it) that tf.loadGraphModel decodes and StringToHashBucketFast runs on."""
+    import hashlib
+
+    import tensorflow as tf
+
+    from tfmodelkit.convert.tfjs_write import string_bytes
+    from tfmodelkit.convert.to_tfjs import to_tfjs
+    from tfmodelkit.verify.runners.tfjs import describe_in_tfjs
+
+    words = ["a", "bb", "héllo", ""]
+
+    class Hashed(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": x + tf.cast(tf.strings.to_hash_bucket_fast(tf.constant(words), 1000), tf.float32)}
+
+    module = Hashed()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.__call__})
+    report = to_tfjs(tmp_path / "sm", tmp_path / "js" / "model.json")
+    assert report.ok and report.verification[0]["atol"] == 1e-5
+    desc = tfmodelkit.read(tmp_path / "js")
+    (weight,) = [w for w in desc.weights if w.dtype == "string"]
+    assert list(weight.read()) == [w.encode() for w in words] and weight.shape == (4,)
+    assert weight.nbytes == sum(4 + len(w.encode()) for w in words)
+    assert tfmodelkit.check(tmp_path / "js").ok
+    theirs = {w["name"]: w for w in describe_in_tfjs(tmp_path / "js")["weights"]}[weight.name]
+    assert theirs["dtype"] == "string" and theirs["shape"] == [4]
+    assert theirs["sha256"] == hashlib.sha256(string_bytes(weight.read())).hexdigest()

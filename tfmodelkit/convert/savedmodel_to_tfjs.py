@@ -39,6 +39,8 @@ _KIND = {"none": "float32", "float16": "float16", "uint8": "dynamic", "uint16": 
 
 
 def _dt(dtype: Any) -> str:
+    if getattr(dtype, "kind", None) in ("O", "S", "U") or dtype.name == "string":  # numpy: an object array of bytes
+        return "DT_STRING"
     names = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "float16": "DT_HALF", "int32": "DT_INT32", "int64": "DT_INT64",
              "bool": "DT_BOOL", "string": "DT_STRING", "uint8": "DT_UINT8", "int8": "DT_INT8"}  # fmt: skip
     return names.get(dtype.name, f"DT_{dtype.name.upper()}")
@@ -64,8 +66,6 @@ def freeze(tf: Any, folder: Path, signature: str) -> tuple[list[dict[str, Any]],
     for node in graph_def.node:
         if node.op == "Const":
             value = tensor_util.MakeNdarray(node.attr["value"].tensor)
-            if value.dtype.kind in "OSU":
-                raise UnsupportedError(f"{folder}: constant {node.name} holds strings, which this writer does not store yet")
             value = _narrow(value, node.name, folder)
             weights.append((node.name, value))
             shape = {"dim": [{"size": str(d)} for d in value.shape]} if value.shape else {}
@@ -92,6 +92,8 @@ def _narrow(value: Any, name: str, folder: Path) -> Any:
     as TF.js's own converter does; the graph keeps the node's dtype, which TF.js maps the same way."""
     import numpy as np
 
+    if value.dtype.kind in "OSU":  # strings: written as they are (tfjs_write.string_bytes)
+        return value
     if value.dtype in (np.int64, np.uint32, np.uint64, np.int16, np.int8, np.uint16, np.uint8):
         info = np.iinfo(np.int32)
         if value.size and (value.min() < info.min or value.max() > info.max):

@@ -46,15 +46,31 @@ def quantize_array(value: np.ndarray, dtype: str) -> tuple[bytes, dict[str, Any]
     return q.tobytes(), {"dtype": dtype, "min": lo, "scale": scale, "original_dtype": "float32"}, back
 
 
+def string_bytes(value: np.ndarray) -> bytes:
+    """A string weight as TF.js stores it (``tf.io.encodeWeights``): per element, in row-major
+    order, its byte length as a uint32 little-endian, then its bytes (str elements as UTF-8)."""
+    out = bytearray()
+    for item in np.asarray(value, dtype=object).reshape(-1):
+        raw = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+        if len(raw) >= 1 << 32:
+            raise UnsupportedError("a string element of 4 GiB or more: TF.js stores lengths as uint32")
+        out += len(raw).to_bytes(4, "little") + raw
+    return bytes(out)
+
+
 def encode_weights(
     weights: list[tuple[str, np.ndarray]], quantize: str, patterns: Sequence[str]
 ) -> tuple[list[dict[str, Any]], bytes, dict[str, np.ndarray], list[str]]:
     entries, blobs, dequantized, quantized = [], [], {}, []
     for name, value in weights:
+        if value.dtype.kind in "OSU":
+            entries.append({"name": name, "shape": list(value.shape), "dtype": "string"})
+            blobs.append(string_bytes(value))
+            continue
         dtype = {"float32": "float32", "int32": "int32", "bool": "bool"}.get(value.dtype.name)
         if dtype is None:
             if value.dtype.kind != "f":
-                raise UnsupportedError(f"weight {name} is {value.dtype.name}; TF.js weights are float32, int32 or bool")
+                raise UnsupportedError(f"weight {name} is {value.dtype.name}; TF.js weights are float32, int32, bool or string")
             value, dtype = value.astype(np.float32), "float32"
         entry: dict[str, Any] = {"name": name, "shape": list(value.shape), "dtype": dtype}
         chosen = quantize != "none" and dtype == "float32" and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
