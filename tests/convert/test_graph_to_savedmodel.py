@@ -93,3 +93,76 @@ def test_refusals_are_one_line(tmp_path, capsys):
     assert main(["graph-to-savedmodel", str(FROZEN), str(tmp_path / "y"), "--input-names", "a,b", "-q"]) == 2
     assert "--input-names" in capsys.readouterr().err
     assert not (tmp_path / "y").exists() and not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------ `convert`: TF1 graphs in one command
+
+
+def test_tf1_cnn_meta_and_checkpoint_to_tflite_in_one_command(tmp_path, capsys):
+    """The checkpoint's P.meta beside it is its graph: no model code, no --meta, one command."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    lite = tmp_path / "cnn.tflite"
+    argv = ["convert", CNN, lite, "--report", tmp_path / "r.json", "-q"]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    report = _verified(tmp_path / "r.json")
+    assert report["route"] == ["checkpoint", "savedmodel", "tflite"]
+    labels = [v["label"] for v in report["verification"]]
+    assert any("TF1 graph vs SavedModel" in x for x in labels) and any("TFLite" in x for x in labels)
+    assert report["source"] == str(CNN) and report["destination"] == str(lite)
+    # LiteRT on the .tflite computes what the TF1 session computes.
+    images = np.random.default_rng(2).uniform(-1, 1, (1, 8, 8, 1)).astype(np.float32)
+    interpreter = Interpreter(model_path=str(lite))
+    runner = interpreter.get_signature_runner("serving_default")
+    got = runner(images=images)["probs"]
+    np.testing.assert_allclose(
+        got, _session(f"{CNN}.meta", "probs:0", {"images:0": images}), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_convert_frozen_graph_to_a_savedmodel_with_named_tensors(tmp_path, capsys):
+    argv = ["convert", FROZEN, tmp_path / "sm", "--input-tensors", "x", "--output-tensors", "y:0",
+            "--output-names", "scores", "--report", tmp_path / "r.json", "-q"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    report = _verified(tmp_path / "r.json")
+    assert report["route"] == ["graphdef", "savedmodel"]
+    (sig,) = [s for s in tfmodelkit.read(tmp_path / "sm").signatures if s.key == "serving_default"]
+    assert [t.name for t in sig.inputs] == ["x"] and [t.name for t in sig.outputs] == ["scores"]
+
+
+def test_library_convert_v1_checkpoint_with_its_meta_to_tflite(tmp_path):
+    """A V1 checkpoint (partitioned and string variables, a tf.cond) given its graph by ``meta``."""
+    lite = tmp_path / "v1.tflite"
+    report = tfmodelkit.convert(V1_META.with_suffix(""), lite, meta=V1_META, input_tensors="x", output_tensors="y")
+    assert report.ok and report.route == ["checkpoint_v1", "savedmodel", "tflite"] and lite.is_file()
+    assert len(report.verification) == 2 and all(v["ok"] for v in report.verification)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["convert", str(CNN), "{tmp}/m.keras"], "no Keras model"),
+        (["convert", str(FROZEN), "{tmp}/m.tflite", "--meta", str(V1_META)], "--meta applies to a checkpoint"),
+        (["convert", str(CNN), "{tmp}/m.tflite", "--meta", f"{CNN}.meta", "--model", "m:f"], "not both"),
+        (["convert", str(FIXTURES / "checkpoint/v1_sharded"), "{tmp}/m.tflite"], "--meta GRAPH.meta"),
+        (["convert", str(FROZEN), "{tmp}/sm", "--select-tf-ops"], "--select-tf-ops does not apply"),
+        (["convert", str(next((FIXTURES / "keras_h5").glob("*.h5"))), "{tmp}/m.tflite", "--input-tensors", "x"],
+         "--input-tensors does not apply"),
+    ],
+)  # fmt: skip
+def test_convert_refuses_what_a_tf1_route_cannot_do(tmp_path, capsys, argv, words):
+    assert main([a.format(tmp=tmp_path) for a in argv] + ["-q"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.strip().count("\n") == 0, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not __import__("tests.convert.test_to_tfjs", fromlist=["x"]).tfjs_available(),
+                    reason="Node.js or @tensorflow/tfjs missing")  # fmt: skip
+def test_convert_tf1_checkpoint_to_tfjs_through_a_savedmodel(tmp_path, capsys):
+    argv = ["convert", CNN, tmp_path / "js" / "model.json", "--report", tmp_path / "r.json", "-q"]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    report = _verified(tmp_path / "r.json")
+    assert report["route"] == ["checkpoint", "savedmodel", "tfjs"]
+    doc = json.loads((tmp_path / "js" / "model.json").read_text())
+    assert doc["format"] == "graph-model"

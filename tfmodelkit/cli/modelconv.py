@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("convert", help="any supported route, picked from the source format and the destination (.tflite, .keras, .weights.h5, DST/model.json for TF.js, or a folder)")
-    p.add_argument("src", help="a .h5, .keras, SavedModel or checkpoint")
+    p.add_argument("src", help="a .h5, .keras, SavedModel, checkpoint, TF1 frozen graph (.pb/.pbtxt) or .meta")
     p.add_argument("dst", help="a .tflite file, a .keras or .weights.h5 file, a TF.js DST/model.json, or a SavedModel folder")
     _ckpt_options(p)
+    add_graph_options(p, meta=True)
     _tflite_options(p)
     _batch_option(p)
     _keras_backend_option(p)
@@ -302,9 +303,11 @@ def _convert(args: argparse.Namespace) -> Any:
         )  # fmt: skip
     from tfmodelkit.convert.route import convert
 
+    from .modelconv_run import graph_kwargs
+
     return convert(
-        args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), batch_size=args.batch_size,
-        keras_backends=_keras_backends(args), **_common_kwargs(args),
+        args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **graph_kwargs(args),
+        batch_size=args.batch_size, keras_backends=_keras_backends(args), **_common_kwargs(args),
     )  # fmt: skip
 
 

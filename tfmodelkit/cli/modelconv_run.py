@@ -198,12 +198,16 @@ def add_graph_parser(sub: Any, common: Any) -> None:
     common(p)
 
 
+def graph_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_graph_options` as keyword arguments."""
+    return {
+        "meta": getattr(args, "meta", None), "input_tensors": args.input_tensors,
+        "output_tensors": args.output_tensors, "input_names": args.input_names, "output_names": args.output_names,
+    }  # fmt: skip
+
+
 def convert_graph(args: argparse.Namespace, common_kwargs: dict[str, Any]) -> Any:
     """``graph-to-savedmodel``, or ``ckpt-to-savedmodel`` given ``--meta``."""
     from tfmodelkit.convert.graph_to_savedmodel import graph_to_savedmodel
 
-    return graph_to_savedmodel(
-        args.src, args.dst, meta=getattr(args, "meta", None), input_tensors=args.input_tensors,
-        output_tensors=args.output_tensors, input_names=args.input_names, output_names=args.output_names,
-        unsafe=args.unsafe, **common_kwargs,
-    )  # fmt: skip
+    return graph_to_savedmodel(args.src, args.dst, **graph_kwargs(args), unsafe=args.unsafe, **common_kwargs)

@@ -157,7 +157,8 @@ def ckpt_to_savedmodel(
     if (model is None) == (architecture is None):
         raise UserError(
             "ckpt-to-savedmodel needs exactly one of --model MODULE:CALLABLE (code that builds the model) "
-            "or --architecture FILE (a JSON, .h5 or .keras model config)"
+            "or --architecture FILE (a JSON, .h5 or .keras model config); a TF1 checkpoint converts "
+            "with its graph instead: --meta CKPT.meta"
         )
     source = open_checkpoint(ckpt, input_specs=input_specs, root_key=root_key)
     prefix = source.prefix

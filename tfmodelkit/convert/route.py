@@ -1,19 +1,27 @@
 """``convert SRC DST``: pick the route from the source format and the destination suffix.
 
 A ``.tflite`` destination is a TFLite model, a ``.keras`` (or ``.weights.h5``) a native Keras 3
-file (:mod:`.to_keras`), a name without a model-file suffix a SavedModel folder; a suffix no
-route writes (``.onnx``, ``.pb``...) is refused. Routes that
-need a SavedModel on the way (``.h5``/``.keras``/checkpoint -> ``.tflite``) go through a
-temporary one; every step verifies itself, and the report carries every step's figures.
+file (:mod:`.to_keras`), ``DST/model.json`` a TF.js model, a name without a model-file suffix a
+SavedModel folder; a suffix no route writes (``.onnx``, ``.pb``...) is refused. Routes that
+need a SavedModel on the way (``.h5``/``.keras``/checkpoint/TF1 graph -> ``.tflite``, TF1 graph ->
+TF.js) go through a temporary one; every step verifies itself, and the report carries every
+step's figures.
+
+TF1 graphs (a frozen ``.pb``/``.pbtxt``, a ``.meta`` with its checkpoint, or a checkpoint with
+``meta`` or with its ``P.meta`` beside it and no model code) take :mod:`.graph_to_savedmodel` as
+their first step, with its tensor options (``input_tensors``, ``output_tensors``, ``input_names``,
+``output_names``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,45 +85,148 @@ def _refuse_unused(src: str, route: str, options: dict[str, Any], steps: list[An
         raise UserError(f"{src}: {flags} do{'es' if len(unused) == 1 else ''} not apply to a {route} conversion")
 
 
-def _to_savedmodel(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+#: Formats that are TF1 graphs whatever the options (checkpoints are when given a graph).
+GRAPH_FORMATS = ("graphdef", "metagraph")
+#: ``P-00000-of-00002`` (or the ``?????`` pattern): its ``.meta`` is ``P.meta``.
+_SHARD_SUFFIX = re.compile(r"-(\d{5}|\?{5})-of-\d{5}$")
+
+
+def graph_source(src: str, fmt: str, options: dict[str, Any]) -> tuple[str, str | None] | None:
+    """``(source, meta)`` when ``src`` converts as a TF1 graph (:mod:`.graph_to_savedmodel`), else None.
+
+    A checkpoint is one when given ``meta``, or when no model code (``model``/``architecture``)
+    is given and its ``P.meta`` sits beside it (``source`` is then its prefix); a V1 checkpoint
+    without a graph is refused (no model code restores one)."""
+    meta, code = options.get("meta"), options.get("model") or options.get("architecture")
+    if fmt in GRAPH_FORMATS:
+        if meta is not None:
+            raise UserError(f"{src}: --meta applies to a checkpoint source; a {fmt} is its own graph")
+        return src, None
+    if fmt not in ("checkpoint", "checkpoint_v1"):
+        return None
+    if meta is not None and code:
+        raise UserError(
+            f"{src}: give --meta (the TF1 graph) or --model/--architecture (code that rebuilds the model), not both"
+        )
+    if code:
+        return None
+    prefix = str(read(src).metadata.get("prefix") or src)
+    if meta is not None:
+        return prefix, str(meta)
+    beside = _SHARD_SUFFIX.sub("", prefix) + ".meta"
+    if Path(beside).is_file():
+        return prefix, beside
+    if fmt == "checkpoint_v1":
+        raise UserError(f"{src}: a V1 checkpoint converts with its graph: pass --meta GRAPH.meta")
+    return None
+
+
+def _first_step(src: str, fmt: str, options: dict[str, Any]) -> Callable[..., ConversionReport] | None:
+    """The conversion that makes the SavedModel (None for a SavedModel source)."""
+    if fmt == "savedmodel":
+        return None
     if fmt in ("keras_h5", "keras_zip"):
         from .keras_to_savedmodel import keras_to_savedmodel
 
-        return keras_to_savedmodel(src, dst, **_step_options(keras_to_savedmodel, options))
+        return keras_to_savedmodel
+    if graph_source(src, fmt, options) is not None:
+        from .graph_to_savedmodel import graph_to_savedmodel
+
+        return graph_to_savedmodel
     if fmt == "checkpoint":
         from .ckpt_to_savedmodel import ckpt_to_savedmodel
 
-        return ckpt_to_savedmodel(src, dst, **_step_options(ckpt_to_savedmodel, options))
+        return ckpt_to_savedmodel
     raise UnsupportedError(f"{src}: no route from a {fmt} to a SavedModel")
 
 
+def _to_savedmodel(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+    step = _first_step(src, fmt, options)
+    if step is None:
+        raise UnsupportedError(f"{src}: no route from a {fmt} to a SavedModel")
+    graph = graph_source(src, fmt, options)
+    if graph is not None:  # a checkpoint's prefix and its graph
+        source, meta = graph
+        return step(source, dst, **_step_options(step, {**options, "meta": meta}))
+    return step(src, dst, **_step_options(step, options))
+
+
+def _second_step(target: str) -> tuple[Callable[..., ConversionReport], Any]:
+    """The step from the temporary SavedModel to ``target``, and the context to run both in."""
+    if target == "tfjs":
+        from .savedmodel_to_tfjs import savedmodel_to_tfjs
+
+        return savedmodel_to_tfjs, contextlib.nullcontext()
+    from .savedmodel_to_tflite import converter_standby, savedmodel_to_tflite
+
+    # The converter's child process imports TensorFlow while the SavedModel is made.
+    return savedmodel_to_tflite, converter_standby()
+
+
 def _through_savedmodel(
-    src: str, fmt: str, dst: str, options: dict[str, Any]
+    src: str, fmt: str, dst: str, options: dict[str, Any], target: str = "tflite"
 ) -> tuple[ConversionReport, ConversionReport]:
     """Two steps through a temporary SavedModel; the final step writes ``dst`` atomically.
     Errors of the second step name the source, not the temporary folder."""
-    from .savedmodel_to_tflite import converter_standby, savedmodel_to_tflite
-
+    step, context = _second_step(target)
     work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
     temporary = str(work / "savedmodel")
+    label = f"{src} (as a SavedModel)"
     try:
-        # The converter's child process imports TensorFlow while the SavedModel is made.
-        with converter_standby():
+        with context:
             first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
             if not first.ok:
                 return first, first
+            extra = {"source_label": label} if "source_label" in keyword_names(step) else {}
             try:
-                second = savedmodel_to_tflite(
-                    temporary, dst, **_step_options(savedmodel_to_tflite, {**options, "signature": "serving_default"}),
-                    source_label=f"{src} (as a SavedModel)",
+                second = step(
+                    temporary, dst, **_step_options(step, {**options, "signature": "serving_default"}), **extra
                 )
             except TFModelKitError as e:
                 if temporary not in str(e):
                     raise
-                raise type(e)(str(e).replace(temporary, f"{src} (as a SavedModel)")) from None
+                raise type(e)(str(e).replace(temporary, label)) from None
+            if temporary in second.source:
+                second.source = label
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return first, second
+
+
+def _joined(src: str, fmt: str, dst: str, target: str, first: ConversionReport, second: ConversionReport) -> ConversionReport:
+    """One report of the two steps (or of the first, when it failed verification)."""
+    if first is second:  # the intermediate SavedModel failed verification
+        first.destination = dst
+        first.route.append(target)
+        first.warnings.append(f"stopped before {_TARGET_NAMES[target]}: the intermediate SavedModel failed verification")
+        return first
+    return ConversionReport(
+        source=src,
+        source_format=fmt,
+        destination=second.destination or dst,
+        route=[fmt, "savedmodel", target],
+        loader=first.loader,
+        timings={**{f"savedmodel.{k}": v for k, v in first.timings.items()},
+                 **{f"{target}.{k}": v for k, v in second.timings.items()}},
+        verification=first.verification + second.verification,
+        warnings=first.warnings + second.warnings,
+        details={"savedmodel": first.details, target: second.details},
+        ok=first.ok and second.ok,
+        kept_failed=second.kept_failed,
+    )  # fmt: skip
+
+
+_TARGET_NAMES = {"tflite": "TFLite", "tfjs": "TF.js"}
+
+
+def _graph_to_tfjs(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
+    """A TF1 graph -> a temporary SavedModel -> a TF.js graph model."""
+    from .graph_to_savedmodel import graph_to_savedmodel
+    from .savedmodel_to_tfjs import savedmodel_to_tfjs
+
+    _refuse_unused(src, f"{fmt} -> TF.js", options, [graph_to_savedmodel, savedmodel_to_tfjs])
+    first, second = _through_savedmodel(src, fmt, dst, options, target="tfjs")
+    return _joined(src, fmt, dst, "tfjs", first, second)
 
 
 def _to_keras(src: str, route: str, dst: str, options: dict[str, Any]) -> ConversionReport:
@@ -146,6 +257,11 @@ def convert(
     root_key: str | None = None,
     input_specs: Sequence[str] = (),
     allow_partial: bool = False,
+    meta: str | os.PathLike[str] | None = None,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
+    input_names: str | Sequence[str] | None = None,
+    output_names: str | Sequence[str] | None = None,
     signature: str | None = None,
     all_signatures: bool = False,
     quantize: str = "none",
@@ -160,28 +276,31 @@ def convert(
     progress: ProgressSink | None = None,
 ) -> ConversionReport:
     """Convert ``src`` to ``dst`` by the route its format and :func:`destination_format` pick, verified;
-    the options are the steps' (keras_to_savedmodel, ckpt_to_savedmodel, savedmodel_to_tflite, to_keras,
-    ...): one no step of the route uses is refused."""
+    the options are the steps' (keras_to_savedmodel, ckpt_to_savedmodel, graph_to_savedmodel,
+    savedmodel_to_tflite, to_keras, ...): one no step of the route uses is refused."""
     options = {k: v for k, v in locals().items() if k not in ("src", "dst")}
     src, dst = str(src), str(dst)
     fmt = detect(src)
-    if is_tfjs_destination(dst):
-        return _to_tfjs(src, dst, options)
-    target = destination_format(dst)
     if fmt == "tflite":
         raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
+    graph = graph_source(src, fmt, options)
+    if is_tfjs_destination(dst):
+        return _graph_to_tfjs(src, fmt, dst, options) if graph else _to_tfjs(src, dst, options)
+    target = destination_format(dst)
     if batch_size is not None and fmt not in ("keras_h5", "keras_zip"):
         raise UserError(
             f"{src}: --batch-size applies to Keras sources"
-            + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" else "")
+            + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" and not graph else "")
         )
-    from .ckpt_to_savedmodel import ckpt_to_savedmodel
-    from .keras_to_savedmodel import keras_to_savedmodel
     from .savedmodel_to_tflite import savedmodel_to_tflite
 
     if target in ("keras_zip", "keras_weights"):
+        if graph:
+            raise UnsupportedError(
+                f"{src}: a TF1 graph has no Keras model to write; convert it to a SavedModel, .tflite or TF.js"
+            )
         return _to_keras(src, f"{fmt} -> {target}", dst, options)
-    first_step = {"checkpoint": ckpt_to_savedmodel, "savedmodel": None}.get(fmt, keras_to_savedmodel)
+    first_step = _first_step(src, fmt, options)
     steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
     _refuse_unused(src, f"{fmt} -> {target}", options, steps)
     if target == "savedmodel":
@@ -190,8 +309,6 @@ def convert(
                 f"{src} is already a SavedModel; give a .tflite destination to convert it to TFLite"
             )
         return _to_savedmodel(src, fmt, dst, options)
-    from .savedmodel_to_tflite import savedmodel_to_tflite
-
     if fmt == "savedmodel":
         return savedmodel_to_tflite(src, dst, **_step_options(savedmodel_to_tflite, options))
     # RNN layers: TFLite builtins need a fixed batch, which the Keras model can be traced with.
@@ -216,22 +333,4 @@ def convert(
             "the model's RNN layers need a fixed batch size in TFLite builtins: the .tflite takes "
             "batches of 1 (choose another with --batch-size N, or keep it dynamic with --select-tf-ops)",
         )
-    if first is second:  # the intermediate SavedModel failed verification
-        first.destination = dst
-        first.route.append("tflite")
-        first.warnings.append("stopped before TFLite: the intermediate SavedModel failed verification")
-        return first
-    return ConversionReport(
-        source=src,
-        source_format=fmt,
-        destination=dst,
-        route=[fmt, "savedmodel", "tflite"],
-        loader=first.loader,
-        timings={**{f"savedmodel.{k}": v for k, v in first.timings.items()},
-                 **{f"tflite.{k}": v for k, v in second.timings.items()}},
-        verification=first.verification + second.verification,
-        warnings=first.warnings + second.warnings,
-        details={"savedmodel": first.details, "tflite": second.details},
-        ok=first.ok and second.ok,
-        kept_failed=second.kept_failed,
-    )
+    return _joined(src, fmt, dst, "tflite", first, second)
