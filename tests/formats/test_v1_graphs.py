@@ -148,3 +148,78 @@ def test_damaged_graphs_fail_in_one_line(tmp_path):
                 tfmodelkit.check(bad)
             except TFModelKitError as e:
                 assert "\n" not in str(e)
+
+
+def _tf_feeds(meta):
+    """TF's own pairing: checkpoint key -> the graph variables its Saver restores from it."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    feeds: dict[str, list[str]] = {}
+    with graph.as_default():
+        tf.compat.v1.train.import_meta_graph(str(meta))
+        for v in tf.compat.v1.global_variables():
+            info = v._save_slice_info  # noqa: SLF001 (TF's own record of a partitioned variable)
+            feeds.setdefault(info.full_name if info else v.op.name, []).append(v.op.name)
+    return {k: ", ".join(sorted(v)) for k, v in feeds.items()}
+
+
+def _write_v2_partitioned(prefix):
+    """A TF1 graph with a partitioned and a plain variable, saved by a default (V2) Saver."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        table = tf.compat.v1.get_variable(
+            "table", [6, 4], partitioner=tf.compat.v1.fixed_size_partitioner(2)
+        )
+        w = tf.compat.v1.get_variable("head/w", [4, 2])
+        tf.matmul(x + tf.reduce_sum(tf.convert_to_tensor(table), 0), w, name="y")
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().save(s, str(prefix))
+
+
+@needs_tf
+@pytest.mark.parametrize("kind", ["v2", "v1"])
+def test_checkpoint_beside_its_meta_names_the_graph_variable_each_tensor_feeds(tmp_path, kind, capsys):
+    """``modelinspect weights CKPT`` (not the .meta): V2 (.index/.data) and V1 checkpoints alike."""
+    from tfmodelkit.cli.modelinspect import main
+
+    if kind == "v2":
+        prefix = tmp_path / "model.ckpt"
+        _write_v2_partitioned(prefix)
+    else:
+        prefix = META.with_suffix("")
+    meta = prefix.with_name(prefix.name + ".meta")
+    desc = tfmodelkit.read(prefix)
+    assert desc.metadata["graph"] == str(meta)
+    ours = {w.name: w.extra["graph_variable"] for w in desc.weights}
+    assert ours == _tf_feeds(meta)
+    partitioned = "table" if kind == "v2" else "emb"
+    assert ours[partitioned].count("/part_") >= 2
+    assert main(["weights", str(prefix)]) == 0
+    out = capsys.readouterr().out
+    assert "graph variable" in out.splitlines()[0] and ours[partitioned] in out
+    # The variable names find their tensor: --match searches them too.
+    assert main(["weights", str(prefix), "--match", "part_1", "--format", "json"]) == 0
+    import json
+
+    (entry,) = json.loads(capsys.readouterr().out)["weights"]
+    assert entry["name"] == partitioned and entry["graph_variable"] == ours[partitioned]
+
+
+def test_checkpoint_without_meta_and_with_a_damaged_one(tmp_path):
+    import shutil
+
+    src = FIXTURES / "checkpoint/tf1_cnn"
+    for f in src.iterdir():
+        if f.name.startswith("model.ckpt.") and f.suffix != ".meta":
+            shutil.copy(f, tmp_path / f.name)
+    desc = tfmodelkit.read(tmp_path / "model.ckpt")
+    assert "graph" not in desc.metadata and all("graph_variable" not in w.extra for w in desc.weights)
+    (tmp_path / "model.ckpt.meta").write_bytes(b"\xff" * 40)
+    desc = tfmodelkit.read(tmp_path / "model.ckpt")  # the checkpoint still reads; the graph is a warning
+    assert len(desc.weights) == 4
+    assert any("model.ckpt.meta" in w and "cannot be read" in w for w in desc.warnings)

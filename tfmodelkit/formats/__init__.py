@@ -7,7 +7,8 @@ listing a checkpoint never pays for h5py or the flatbuffer schema.
 A reader may lean on helper modules beside it that the registry does not name: ``hdf5``
 (h5py in a forked child) and ``hdf5_inventory`` for the Keras HDF5 readers, with the layouts
 in ``keras_h5_legacy`` and ``keras3_weights``; ``tflite_parse``, ``tflite_values`` and
-``tflite_check``; ``checkpoint_bundle``, ``checkpoint_graph`` and ``checkpoint_check``.
+``tflite_check``; ``checkpoint_bundle``, ``checkpoint_graph`` and ``checkpoint_check``;
+``metagraph_variables`` (a ``.meta``'s variables, for the ``.meta`` and the checkpoint readers).
 """
 
 from __future__ import annotations

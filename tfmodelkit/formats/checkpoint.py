@@ -181,6 +181,10 @@ def read(path: Path, **options: Any) -> ModelDescription:
     resolved = resolve(path)
     index = guarded(resolved.prefix, lambda: read_index(resolved.prefix))
     desc = guarded(resolved.prefix, lambda: describe_index(index, str(resolved.prefix), resolved.notes))
+    if desc.metadata["kind"].startswith("name-based"):  # a TF1 Saver's: P.meta may be beside it
+        from .metagraph_variables import with_graph_beside
+
+        return with_graph_beside(desc, resolved.prefix)
     return desc
 
 

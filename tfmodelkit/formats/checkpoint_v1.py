@@ -373,8 +373,11 @@ def guarded(path: Path, fn: Any) -> Any:
 
 def read(path: Path, **options: Any) -> ModelDescription:
     """Describe the V1 checkpoint ``path`` means (without reading its values)."""
+    from .metagraph_variables import with_graph_beside
+
     ckpt = guarded(Path(path), lambda: open_checkpoint(path))
-    return guarded(ckpt.files[0], lambda: describe(ckpt, _label(ckpt.files)))
+    desc = guarded(ckpt.files[0], lambda: describe(ckpt, _label(ckpt.files)))
+    return with_graph_beside(desc, desc.metadata["prefix"])  # P.meta: the graph variable each tensor feeds
 
 
 def _tiles(t: TensorMeta) -> str | None:

@@ -9,7 +9,6 @@ each naming the graph variable it restores.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +17,9 @@ from ..dtypes import tf_dtype_name
 from ..errors import CorruptFileError, TFModelKitError
 from . import graphdef
 from .checkpoint_v1 import is_v1_file
+from .metagraph_variables import collections, graph_variables, load, with_graph_variables
 
-_VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
 _SAVER_VERSIONS = {0: "LEGACY", 1: "V1", 2: "V2"}
-
-
-def load(path: Path) -> Any:
-    from .protos import tfmodelkit_pb2 as pb
-
-    return graphdef.parse(path, pb.MetaGraphDef(), "MetaGraphDef")
-
-
-def collections(path: Path) -> dict[str, Any]:
-    """The collections with their contents (a binary ``.meta`` only; text ones are not parsed again)."""
-    from google.protobuf.message import DecodeError
-
-    from .protos import tfmodelkit_pb2 as pb
-
-    if path.suffix.lower() == ".pbtxt":
-        return {}
-    msg = pb.MetaGraphCollections()
-    try:
-        msg.ParseFromString(path.read_bytes())
-    except (DecodeError, RecursionError, ValueError) as e:
-        raise CorruptFileError(f"{path}: damaged collections ({e})") from None
-    return dict(msg.collection_def)
 
 
 def _collection_summary(contents: Any) -> dict[str, Any]:
@@ -54,53 +31,6 @@ def _collection_summary(contents: Any) -> dict[str, Any]:
     if kind == "node_list":
         out["values"] = list(values)[:20]
     return out
-
-
-def graph_variables(meta: Any, colls: dict[str, Any]) -> list[dict[str, Any]]:
-    """The variables the graph declares: name, dtype, shape, trainable, checkpoint key."""
-    from .protos import tfmodelkit_pb2 as pb
-
-    nodes = {n.name: n for n in meta.graph_def.node}
-    trainable: set[str] = set()
-    if "trainable_variables" in colls and colls["trainable_variables"].WhichOneof("kind") == "bytes_list":
-        for raw in colls["trainable_variables"].bytes_list.value:
-            v = pb.VariableDef()
-            v.ParseFromString(raw)
-            trainable.add(v.variable_name)
-    found = []
-    seen = set()
-    for key in ("variables", "local_variables", "model_variables"):
-        contents = colls.get(key)
-        if contents is None or contents.WhichOneof("kind") != "bytes_list":
-            continue
-        for raw in contents.bytes_list.value:
-            v = pb.VariableDef()
-            v.ParseFromString(raw)
-            op = v.variable_name.split(":")[0]
-            if op in seen:
-                continue
-            seen.add(op)
-            node = nodes.get(op)
-            info = v.save_slice_info_def
-            entry: dict[str, Any] = {
-                "name": op,
-                "dtype": graphdef.node_dtype(node) if node is not None else "unknown",
-                "shape": list(graphdef.node_shape(node) or ()) if node is not None else None,
-                "trainable": v.variable_name in trainable or v.trainable,
-                "collection": key,
-                "checkpoint_key": info.full_name or op,
-            }
-            if info.full_name:
-                entry["slice"] = {"full_shape": list(info.full_shape), "offset": list(info.var_offset)}
-            found.append(entry)
-    for node in meta.graph_def.node:  # graphs saved without collections still have the nodes
-        if node.op in _VARIABLE_OPS and node.name not in seen:
-            shape = graphdef.node_shape(node)
-            found.append(
-                {"name": node.name, "dtype": graphdef.node_dtype(node), "shape": list(shape or ()),
-                 "trainable": None, "collection": None, "checkpoint_key": node.name}
-            )  # fmt: skip
-    return found
 
 
 def _signatures(meta: Any) -> tuple[Signature, ...]:
@@ -139,28 +69,22 @@ def checkpoint_beside(path: Path) -> Path | None:
     return None
 
 
-def _weights(prefix: Path | None, variables: list[dict[str, Any]], warnings: list[str]) -> tuple[Weight, ...]:
+def _weights(
+    prefix: Path | None, path: Path, variables: list[dict[str, Any]], warnings: list[str]
+) -> tuple[Weight, ...]:
     if prefix is None:
         return ()
     from . import read as read_any
 
     try:
-        desc = read_any(prefix)
+        desc = read_any(prefix)  # the checkpoint reader pairs its tensors with this graph's variables
     except TFModelKitError as e:
         warnings.append(f"the checkpoint beside it cannot be read: {e}")
         return ()
-    feeds: dict[str, list[str]] = {}
-    for v in variables:
-        feeds.setdefault(v["checkpoint_key"], []).append(v["name"])
-    out = []
-    for w in desc.weights:
-        fed = ", ".join(feeds.get(w.name, [])) or None
-        # The graph variable(s) a tensor restores are its second name: JSON shows them, --match finds them.
-        out.append(replace(w, path=fed or w.path, extra={**w.extra, "graph_variable": fed}))
-    unfed = sorted(set(feeds) - {w.name for w in desc.weights})
-    if unfed:
-        warnings.append(f"graph variables with no tensor in the checkpoint: {', '.join(unfed[:10])}")
-    return tuple(out)
+    if desc.metadata.get("graph") != str(path):  # a checkpoint whose own P.meta is another file
+        return with_graph_variables(desc.weights, variables, warnings)
+    warnings.extend(w for w in desc.warnings if w.startswith("graph variables with no tensor"))
+    return desc.weights
 
 
 def describe(meta: Any, path: Path) -> ModelDescription:
@@ -200,7 +124,7 @@ def describe(meta: Any, path: Path) -> ModelDescription:
             else {},
         ),
         signatures=_signatures(meta),
-        weights=_weights(prefix, variables, warnings),
+        weights=_weights(prefix, path, variables, warnings),
         ops=dict(sorted(graphdef.op_census(meta.graph_def).items())),
         metadata=metadata,
         warnings=tuple(warnings),

@@ -258,6 +258,7 @@ def _first(values: list[Any]) -> str:
 
 def _weights(d: dict[str, Any], doc: _Doc) -> None:
     stats = any("mean" in w for w in d["weights"])
+    graph = any("graph_variable" in w for w in d["weights"])  # a TF1 checkpoint beside its .meta
     rows = []
     for w in d["weights"]:
         row = [w["name"], w["dtype"], fmt_shape(w["shape"]), fmt_bytes(w["nbytes"])]
@@ -265,9 +266,12 @@ def _weights(d: dict[str, Any], doc: _Doc) -> None:
             row.append(w["role"] if w["role"] != "model" else "")
         else:
             row += [fmt_num(w[k]) for k in ("min", "max", "mean", "std", "nan", "inf")]
+        if graph:
+            row.append(w.get("graph_variable") or "-")
         rows.append(row)
     headers = ["name", "dtype", "shape", "size"] + (["min", "max", "mean", "std", "nan", "inf"] if stats else ["role"])
-    doc.table(rows, headers, wrap=("name", "shape"))
+    headers += ["graph variable"] if graph else []
+    doc.table(rows, headers, wrap=("name", "shape", "graph variable"))
     elements = d["total_elements"]
     tensors = plural(len(d["weights"]), "tensor")
     footer = f"{tensors}, {elements:,} element{'' if elements == 1 else 's'}, {fmt_bytes(d['total_nbytes'])}"

@@ -102,6 +102,8 @@ def weight_entry(w: Weight) -> dict[str, Any]:
         out["path"] = w.path
     if w.layer is not None:
         out["layer"] = w.layer
+    if "graph_variable" in w.extra:  # a TF1 checkpoint beside its .meta: the variable(s) it restores
+        out["graph_variable"] = w.extra["graph_variable"]
     return out
 
 
