@@ -329,3 +329,30 @@ def test_string_constants_are_written_read_and_run_in_tfjs(tmp_path):
     theirs = {w["name"]: w for w in describe_in_tfjs(tmp_path / "js")["weights"]}[weight.name]
     assert theirs["dtype"] == "string" and theirs["shape"] == [4]
     assert theirs["sha256"] == hashlib.sha256(string_bytes(weight.read())).hexdigest()
+
+
+@pytest.mark.tf
+def test_verify_holds_a_quantized_tfjs_model_to_its_quantization(converted):
+    """modelconv verify A model.json of a quantized TF.js model: the tolerance a conversion derives
+    (measured against Keras for a layers model, the quantization's default for a graph model), shown."""
+    from tfmodelkit.verify.report import format_report
+
+    src, folder, conversion = converted["conv_bn_uint8_sharded"]
+    report = tfmodelkit.verify(src, folder / "model.json")
+    assert report.ok
+    derived = conversion.details["quantization_tolerance"]["atol"]
+    assert report.atol == pytest.approx(derived) and derived > 1e-5
+    assert report.context["quantization_tolerance"]["quantization"] == ["uint8"]
+    assert any("tolerance from the TF.js model's uint8 weights" in n for n in report.notes)
+    assert "note: tolerance from the TF.js model's uint8 weights: atol" in format_report(report)
+    worst = max(o.max_abs_error for o in report.outputs)
+    assert worst > 1e-5  # it needs the tolerance: at float32's it fails
+    strict = tfmodelkit.verify(src, folder / "model.json", atol=1e-5)
+    assert not strict.ok and "quantization_tolerance" not in strict.context
+    src, folder, _ = converted["graph_tf_keras_float16"]
+    report = tfmodelkit.verify(src, folder / "model.json")
+    assert report.ok and (report.atol, report.rtol) == (1e-2, 1e-2)
+    assert report.context["quantization_tolerance"]["derived_from"].startswith("the default for float16 weights")
+    src, folder, _ = converted["multi_io"]
+    plain = tfmodelkit.verify(src, folder / "model.json")
+    assert plain.ok and plain.atol == 1e-5 and "quantization_tolerance" not in plain.context

@@ -23,6 +23,7 @@ from ..loaders.tf import import_tensorflow, quiet_fds
 from ..options import checked_options
 from ..verify.runners import SavedModelRunner
 from ..verify.runners.tfjs import TFJSRunner
+from ..verify.tfjs_quantized import ROUTE_KIND
 from ..version import __version__
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 from .tfjs_write import (
@@ -33,9 +34,6 @@ from .tfjs_write import (
     require_tfjs,
     write_model,
 )
-
-#: Route kinds (verify.tolerances) of quantized graph models: float16 weights, or uint8/uint16 ones.
-_KIND = {"none": "float32", "float16": "float16", "uint8": "dynamic", "uint16": "dynamic"}
 
 
 def _dt(dtype: Any) -> str:
@@ -137,7 +135,7 @@ def verify_graph_model(
     with steps.stage("verify", "loading the result with tf.loadGraphModel in Node.js"):
         candidate = TFJSRunner(out)
         candidate.shown = str(folder / "model.json")
-    return bool(run_verification(reference, candidate, options, _KIND[quantize], steps, label).ok)
+    return bool(run_verification(reference, candidate, options, ROUTE_KIND[quantize], steps, label).ok)
 
 
 @checked_options

@@ -18,7 +18,6 @@ from __future__ import annotations
 __all__ = ["DEFAULT_SHARD_SIZE", "destination_folder", "layer_weight_names", "model_weights", "quantize_array", "to_tfjs"]
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -30,8 +29,17 @@ import numpy as np
 from ..errors import UnsupportedError, UserError
 from ..formats import detect
 from ..options import checked_options
+from ..verify.inputs import load_inputs
 from ..verify.runners import KerasRunner
 from ..verify.runners.tfjs import TFJSRunner
+from ..verify.tfjs_quantized import (
+    FACTOR,
+    MODEL_CLASSES,
+    dequantized_runner,
+    layer_weight_names,
+    measured_tolerance,
+    model_weights,
+)
 from ..version import __version__
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 from .tfjs_topology import model_topology
@@ -46,78 +54,7 @@ from .tfjs_write import (
 )
 
 #: Keras model classes TF.js layers models hold.
-_MODEL_CLASSES = ("Sequential", "Functional", "Model")
-
-
-
-
-def _short(name: str) -> str:
-    return name.split("/")[-1].split(":")[0]
-
-
-def layer_weight_names(layer: Any) -> list[str]:
-    """The names tfjs-layers gives ``layer``'s weights, in Keras's order: ``<layer>/<weight>``;
-    a Bidirectional's are ``<layer>/forward_<inner>/<weight>`` then ``.../backward_<inner>/...``."""
-    if type(layer).__name__ == "Bidirectional":
-        return [
-            f"{layer.name}/{side.name}/{_short(w.name)}"
-            for side in (layer.forward_layer, layer.backward_layer)
-            for w in side.weights
-        ]
-    return [f"{layer.name}/{_short(w.name)}" for w in layer.weights]
-
-
-def _leaf_layers(model: Any) -> list[Any]:
-    """The layers holding weights, nested models walked through (their layers keep their own names)."""
-    out = []
-    for layer in model.layers:
-        if type(layer).__name__ in _MODEL_CLASSES and hasattr(layer, "layers"):
-            out.extend(_leaf_layers(layer))
-        else:
-            out.append(layer)
-    return out
-
-
-def model_weights(model: Any) -> list[tuple[str, np.ndarray]]:
-    """``(tfjs name, value)`` of every weight of ``model``."""
-    out: list[tuple[str, np.ndarray]] = []
-    for layer in _leaf_layers(model):
-        out.extend((name, np.asarray(w.numpy())) for name, w in zip(layer_weight_names(layer), layer.weights, strict=True))
-    names = [n for n, _ in out]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UnsupportedError(f"weights named twice in TF.js's scheme: {', '.join(repeated[:5])}")
-    return out
-
-
-
-
-
-
-
-
-
-
-def _dequantized_runner(runner: KerasRunner, dequantized: dict[str, np.ndarray], src: Path) -> KerasRunner:
-    """The Keras model again, carrying the weights exactly as TF.js will hold them."""
-    import importlib
-
-    keras_module = importlib.import_module(type(runner.model).__module__.split(".")[0])
-    clone = keras_module.models.clone_model(runner.model)
-    clone.set_weights(runner.model.get_weights())
-    by_name = dict(model_weights(clone))
-    for layer, values in _layer_values(clone, dequantized, by_name):
-        layer.set_weights(values)
-    return KerasRunner.from_model(clone, src, runner.loader, notes=["weights as dequantized from the TF.js model"])
-
-
-def _layer_values(model: Any, dequantized: dict[str, np.ndarray], by_name: dict[str, np.ndarray]) -> list[tuple[Any, list[np.ndarray]]]:
-    out = []
-    for layer in _leaf_layers(model):
-        names = layer_weight_names(layer)
-        if any(n in dequantized for n in names):
-            out.append((layer, [dequantized.get(n, by_name[n]) for n in names]))
-    return out
+_MODEL_CLASSES = MODEL_CLASSES
 
 
 def _verify(
@@ -129,24 +66,18 @@ def _verify(
         candidate.shown = shown
     if not dequantized:
         return bool(run_verification(runner, candidate, options, "float32", steps, "Keras vs TF.js").ok)
-    same = _dequantized_runner(runner, dequantized, src)
+    same = dequantized_runner(runner, dequantized, src)
+    if same is None:
+        raise UnsupportedError(f"{src}: the quantized weights written do not pair with the Keras model's (a bug in the writer)")
     exact = run_verification(same, candidate, options, "float32", steps, f"Keras with the {quantize} weights vs TF.js")
     if not exact.ok:
         return False
-    derived = _quantization_tolerance(runner, same, options)
-    steps.say(f"[verify] tolerance from the {quantize} quantization: atol {derived:.3g} (4x what it changes in Keras's outputs)")
+    feed = load_inputs(options.inputs, runner.inputs) if options.inputs else None
+    derived = measured_tolerance(runner, same, feed=feed, seed=options.seed, batch=options.batch)
+    steps.say(f"[verify] tolerance from the {quantize} quantization: atol {derived:.3g} ({FACTOR:g}x what it changes in Keras's outputs)")
     given = VerifyOptions(**{**options.__dict__, "atol": options.atol if options.atol is not None else derived})
-    steps.report.details["quantization_tolerance"] = {"atol": given.atol, "derived_from": "4 x max |Keras(dequantized) - Keras|"}
+    steps.report.details["quantization_tolerance"] = {"atol": given.atol, "derived_from": f"{FACTOR:g} x max |Keras(dequantized) - Keras| + 1e-5"}
     return bool(run_verification(runner, candidate, given, "float32", steps, f"Keras vs TF.js ({quantize} weights)").ok)
-
-
-def _quantization_tolerance(original: KerasRunner, dequantized: KerasRunner, options: VerifyOptions) -> float:
-    from ..verify import compare_runners, load_inputs
-
-    feed = load_inputs(options.inputs, original.inputs) if options.inputs else None
-    result = compare_runners(original, dequantized, feed=feed, seed=options.seed, batch=options.batch, atol=math.inf, rtol=0.0)
-    worst = max((o.max_abs_error or 0.0 for o in result.outputs), default=0.0)
-    return max(1e-5, 4.0 * worst + 1e-5)
 
 
 @checked_options

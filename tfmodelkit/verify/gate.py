@@ -18,6 +18,7 @@ from .compare import VerificationReport, compare
 from .core import compare_runners
 from .inputs import feed_summary, load_inputs, save_arrays
 from .runners import runner_for
+from .tfjs_quantized import tolerance_for
 from .tolerances import route_tolerances
 
 
@@ -164,11 +165,17 @@ def verify_models(
         )  # fmt: skip
     else:
         cand = runner(b, signature_b or signature)
+        # A TF.js model with quantized weights: the tolerance follows from its quantization.
+        quantized = tolerance_for(ref, cand, feed=feed, seed=seed, samples=samples, batch=batch) if atol is None else None
+        if quantized is not None:
+            atol_v, rtol_v = quantized.atol, rtol if rtol is not None else quantized.rtol
         report = compare_runners(
             ref, cand, feed=feed, seed=seed, samples=samples, batch=batch, shapes=shapes, ranges=ranges,
             atol=atol_v, rtol=rtol_v, per_output=per_output,
             quantized_steps=steps if getattr(cand, "dequantized_outputs", None) else None,
         )  # fmt: skip
+        if quantized is not None:
+            report = quantized.annotate(report, rtol_v)
         if inputs:
             report = dataclasses.replace(report, context={**report.context, "inputs_file": str(inputs)})
     return report
