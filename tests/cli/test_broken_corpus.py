@@ -20,7 +20,8 @@ NOT_FLATBUFFER = "not a valid TFLite flatbuffer (no 'TFL3' identifier at bytes 4
 NO_SUBGRAPHS = "has no subgraphs: LiteRT cannot run it"
 
 # path -> (summary: exit code, warnings (described) or the error after "<path>: " (refused);
-#          check: exit code, [(subject, message)] of its error findings)
+#          check: exit code, [(subject, message)] of its error findings, or the error after
+#          "<path>: " when it cannot be read at all (exit 2))
 CASES = {
     f"{FUZZ}/bad_node_attr": (
         (0, [f"{RESTORE_FN}: Const without a tensor 'value' attribute (attributes: _output_shapes, dtype, valwe)"
@@ -44,11 +45,11 @@ CASES = {
     ),
     "tflite/litert/test_model_broken.tflite": (
         (2, NOT_FLATBUFFER.format(b"\x00\x00\x0e\x00")),
-        (1, [("test_model_broken.tflite", NOT_FLATBUFFER.format(b"\x00\x00\x0e\x00"))]),
+        (2, NOT_FLATBUFFER.format(b"\x00\x00\x0e\x00")),
     ),
     "tflite/litert/java_invalid_model.tflite": (
         (2, NOT_FLATBUFFER.format(b" is ")),
-        (1, [("java_invalid_model.tflite", NOT_FLATBUFFER.format(b" is "))]),
+        (2, NOT_FLATBUFFER.format(b" is ")),
     ),
     "tflite/litert/0_subgraphs.tflite": (
         (0, ["{path} " + NO_SUBGRAPHS]),
@@ -97,7 +98,12 @@ def test_broken_file_gives_one_clear_result(corpus, rel):
 
     p = modelinspect("check", "--format", "json", path)
     _no_traceback(p)
-    assert p.returncode == check_code and p.stderr == ""
+    assert p.returncode == check_code, p.stderr
+    if check_code == 2:  # not a file of its format at all: nothing was checked
+        assert p.stdout == ""
+        assert p.stderr.splitlines() == [f"modelinspect: error: {path}: {check_errors}"]
+        return
+    assert p.stderr == ""
     report = json.loads(p.stdout)
     assert report["ok"] is False
     assert [
@@ -131,7 +137,10 @@ def test_stale_state_file_entry_is_warned_about(corpus):
     assert any(f["severity"] == "warning" and "model.ckpt-0" in f["message"] for f in findings), findings
 
 
-def test_check_of_an_unparseable_file_says_what_it_checked(corpus):
-    p = modelinspect("check", str(corpus / "tflite/litert/java_invalid_model.tflite"))
+def test_check_of_an_unparseable_file_says_what_it_checked(tmp_path):
+    # The TFLite identifier, then an offset to nowhere: a TFLite file, damaged past reading.
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(b"\xff\xff\x00\x00TFL3" + b"\0" * 56)
+    p = modelinspect("check", str(path))
     assert p.returncode == 1
     assert "(checked nothing)" in p.stdout

@@ -136,6 +136,15 @@ def _garbage(path: Path) -> None:
     path.write_bytes(bytes(rng.randrange(256) for _ in range(max(path.stat().st_size, 4096))))
 
 
+#: The path given to check, in the copied folder, where it is not the folder itself.
+_CHECKED = {
+    "checkpoint": "model.ckpt-1",
+    "checkpoint_data": "model.ckpt-1",
+    "metagraph": "model.ckpt.meta",
+    "checkpoint_v1": "model.ckpt",
+}
+
+
 def _damaged_copies(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
     """format -> (a copy cut short, a copy replaced by random bytes), each under its own name."""
     out: dict[str, tuple[Path, Path]] = {}
@@ -146,6 +155,10 @@ def _damaged_copies(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
         ("checkpoint_data", "checkpoint/tf1_graph", "model.ckpt-1.data-00000-of-00001"),
         ("savedmodel", "savedmodel/module_multisig", "saved_model.pb"),
         ("savedmodel_variables", "savedmodel/module_multisig", "variables/variables.index"),
+        ("tflite", "tflite/mlp_int8.tflite", None),
+        ("graphdef", "graphdef/frozen.pb", None),
+        ("metagraph", "checkpoint/tf1_cnn", "model.ckpt.meta"),
+        ("checkpoint_v1", "checkpoint/v1_saver", "model.ckpt"),
     ]:
         pair = []
         for how, damage in (("cut", _cut), ("garbage", _garbage)):
@@ -158,13 +171,15 @@ def _damaged_copies(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
             else:
                 shutil.copy(src, target)
                 damage(target)
-            pair.append(target / "model.ckpt-1" if fmt.startswith("checkpoint") else target)
+            pair.append(target / _CHECKED.get(fmt, "") if fmt in _CHECKED else target)
         out[fmt] = (pair[0], pair[1])
     return out
 
 
 #: (exit code of the cut copy, of the garbage copy). Garbage in the data shard or in the
 #: variables of a SavedModel is damage found in a file that was read (its index, its graph).
+#: A file that opens as its format does (a TFLite identifier, a protobuf field tag) and is
+#: then cut short is damaged; random bytes are no file of that format at all.
 EXPECTED_CODES = {
     "keras_h5": (1, 2),
     "keras_zip": (1, 2),
@@ -172,6 +187,12 @@ EXPECTED_CODES = {
     "checkpoint_data": (1, 1),
     "savedmodel": (1, 2),
     "savedmodel_variables": (1, 1),
+    "tflite": (1, 2),
+    "graphdef": (1, 2),
+    "metagraph": (1, 2),
+    # A V1 checkpoint is told by the table magic at its end: cut short, it is no longer
+    # recognisable as one (or as anything), so it cannot be read at all.
+    "checkpoint_v1": (2, 2),
 }
 
 

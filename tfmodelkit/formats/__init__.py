@@ -158,12 +158,12 @@ def detect(path: str | os.PathLike[str]) -> str:
         return "checkpoint"
     if suffix == ".pb":
         raise FormatError(
-            f"{p}: a .pb file that is not saved_model.pb; frozen GraphDefs are not supported, "
-            "point at a SavedModel folder"
+            f"{p}: a .pb file that is neither a frozen GraphDef nor a SavedModel's saved_model.pb "
+            "(its first byte is no field tag either opens with)"
         )
     raise FormatError(
-        f"{p}: not a format tfmodelkit knows (SavedModel folder, checkpoint, .h5, .keras, .tflite); "
-        "use --as FORMAT if the name misleads"
+        f"{p}: not a format tfmodelkit knows (SavedModel folder, checkpoint, .h5, .keras, .tflite, "
+        "TF.js model.json, GraphDef .pb/.pbtxt, MetaGraph .meta); use --as FORMAT if the name misleads"
     )
 
 

@@ -7,6 +7,7 @@ TensorProto, decoded only when asked for) and has no signature: one is inferred,
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from ..description import (
     Weight,
 )
 from ..dtypes import itemsize, tf_dtype_name
-from ..errors import CorruptFileError, NotFoundError, TFModelKitError, UnsupportedError
+from ..errors import CorruptFileError, FormatError, NotFoundError, TFModelKitError, UnsupportedError
 from .tensor_proto import element_count, to_array
 
 if TYPE_CHECKING:
@@ -41,8 +42,18 @@ _NOT_OUTPUTS = frozenset(
 INFERRED_KEY = "serving_default"
 
 
+#: First bytes a binary message can open with: the tag of a length-delimited field 1-7
+#: (GraphDef: node 1, library 2, versions 4; MetaGraphDef: meta_info_def 1 ... object_graph_def 7).
+_FIRST_TAGS = frozenset({0x0A, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A})
+
+
 def parse(path: Path, message: Any, what: str) -> Any:
-    """``message`` parsed from ``path``: text format for ``.pbtxt``, else binary."""
+    """``message`` parsed from ``path``: text format for ``.pbtxt``, else binary.
+
+    A file that does not parse is damaged (:class:`CorruptFileError`: read and found damaged,
+    exit 1 under ``check``) when it opens as such a message does (a field tag, or for text a
+    field name followed by ``:`` or ``{``), and otherwise not one at all (:class:`FormatError`,
+    exit 2)."""
     from google.protobuf import text_format
     from google.protobuf.message import DecodeError
 
@@ -60,13 +71,23 @@ def parse(path: Path, message: Any, what: str) -> Any:
                 allow_unknown_extension=True,
             )
         except (text_format.ParseError, RecursionError, ValueError) as e:
-            raise CorruptFileError(f"{path}: not a valid text-format {what} ({e})") from None
+            kind = CorruptFileError if _opens_like_text(path) else FormatError
+            raise kind(f"{path}: not a valid text-format {what} ({e})") from None
         return message
+    data = path.read_bytes()
     try:
-        message.ParseFromString(path.read_bytes())
+        message.ParseFromString(data)
     except (DecodeError, RecursionError, ValueError) as e:
-        raise CorruptFileError(f"{path}: not a valid {what} protobuf ({e})") from None
+        kind = CorruptFileError if data[:1] and data[0] in _FIRST_TAGS else FormatError
+        raise kind(f"{path}: not a valid {what} protobuf ({e})") from None
     return message
+
+
+def _opens_like_text(path: Path) -> bool:
+    """The first line that is not a comment starts with ``name:`` or ``name {``."""
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", errors="replace")
+    return re.match(r"\s*(#.*\n\s*)*[A-Za-z_][A-Za-z0-9_]*\s*[:{]", head) is not None
 
 
 def load(path: Path) -> Any:
@@ -237,7 +258,7 @@ def check(path: Path, **options: Any) -> CheckReport:
     """The graph parses, every input names a node, every constant's value decodes."""
     try:
         graph = load(Path(path))
-    except TFModelKitError as e:
+    except CorruptFileError as e:  # damaged: exit 1; not a GraphDef at all (FormatError): exit 2
         return CheckReport(str(path), "graphdef", {}, (Finding("error", "graph", str(e)),))
     findings, consts = graph_findings(graph, str(path))
     return CheckReport(

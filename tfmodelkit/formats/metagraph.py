@@ -147,6 +147,9 @@ def check(path: Path, **options: Any) -> CheckReport:
 
     try:
         meta = load(Path(path))
+    except CorruptFileError as e:  # damaged: exit 1; not a MetaGraphDef at all (FormatError): exit 2
+        return CheckReport(str(path), "metagraph", {}, (Finding("error", "meta graph", str(e)),))
+    try:
         colls = collections(Path(path))
         graph_variables(meta, colls)
     except TFModelKitError as e:

@@ -26,7 +26,7 @@ from ..description import (
     TensorSpec,
     Weight,
 )
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, FormatError
 from .tflite_check import quant_problems, tensor_subject, validate
 from .tflite_parse import Model, Quant, Subgraph, Tensor, builtin_names, load_model
 from .tflite_values import holds_data, load_values, value_chunks
@@ -251,12 +251,21 @@ def read(path: Path, **options: Any) -> ModelDescription:
     return _describe(model, validate(model, deep=False))
 
 
+def _identified(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
+
+
 def check(path: Path, **options: Any) -> CheckReport:
     """Integrity of a ``.tflite`` file: buffer bounds, indices, constant sizes, quantization."""
     path = Path(path)
     try:
         model = load_model(path)
     except CorruptFileError as e:
+        if not _identified(path):
+            # Too short for a header, or no 'TFL3': not a TFLite file at all, so nothing was
+            # read (exit 2); past the identifier, what is wrong is damage found (exit 1).
+            raise FormatError(str(e)) from None
         # The subject names the file; the message need not repeat its path.
         message = str(e).removeprefix(f"{path}: ")
         return CheckReport(str(path), FORMAT, {}, (Finding("error", path.name, message),))
