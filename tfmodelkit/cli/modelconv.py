@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE.json", help="write every figure as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
+    p.add_argument("--layerwise", action="store_true", help="also compare layer by layer (A: a Keras file or a SavedModel Keras wrote; B: its .tflite or another Keras-family artifact): per layer the max and mean error, the error relative to the layer's range, the quantization scale; names the first layer over the tolerance and the one whose error grows most")
+    p.add_argument("--layer-tolerance", type=float, metavar="REL", help="relative error a layer may reach under --layerwise (default 1e-3 for a float pair, 0.25 for a quantized B)")
     p.add_argument("--timeout", type=seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     c = p.add_argument_group("a checkpoint on either side (as in ckpt-to-savedmodel)")
@@ -193,7 +195,7 @@ def _verify(args: argparse.Namespace) -> int:
         args.a, args.b, signature=args.signature, signature_b=args.signature_b, tags=args.tag_set,
         inputs=args.inputs, seed=args.seed, samples=args.samples, batch=args.batch, shapes=parse_shapes(args.shape),
         ranges=parse_ranges(args.input_range), atol=atol, rtol=rtol, per_output_atol=per_atol,
-        per_output_rtol=per_rtol, unsafe=args.unsafe,
+        per_output_rtol=per_rtol, unsafe=args.unsafe, layerwise=args.layerwise, layer_tolerance=args.layer_tolerance,
         checkpoint={
             "model": args.model, "architecture": args.architecture, "root_key": args.root_key,
             "input_specs": tuple(args.input_spec), "allow_partial": args.allow_partial,

@@ -152,6 +152,9 @@ class VerificationReport:
     #: The arrays behind the report when :func:`verify` ran the models ("inputs", "expected",
     #: "actual": name -> array), for saving with ``save_arrays``; not part of :meth:`as_dict`.
     arrays: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    #: The layer-by-layer comparison (a :class:`~tfmodelkit.verify.layerwise.LayerwiseReport`) when
+    #: asked for (``layerwise=True``); its fields join :meth:`as_dict` at the top level.
+    layerwise: Any = field(default=None, repr=False, compare=False)
 
     @property
     def failed(self) -> tuple[OutputComparison, ...]:
@@ -201,6 +204,7 @@ class VerificationReport:
             "notes": list(self.notes),
             "outputs": [o.as_dict() for o in self.outputs],
             "context": jsonable(self.context),
+            **(self.layerwise.as_dict() if self.layerwise is not None else {}),
         }
 
 

@@ -17,7 +17,8 @@ from ..options import checked_options
 from .compare import VerificationReport, compare
 from .core import compare_runners
 from .inputs import feed_summary, load_inputs, save_arrays
-from .runners import runner_for
+from .layerwise import check_pair, compare_layers
+from .runners import KerasRunner, runner_for
 from .tfjs_quantized import tolerance_for
 from .tolerances import route_tolerances
 
@@ -99,6 +100,8 @@ def verify_models(
     per_output_rtol: Mapping[str, float] | None = None,
     unsafe: bool = False,
     checkpoint: Mapping[str, Any] | None = None,
+    layerwise: bool = False,
+    layer_tolerance: float | None = None,
 ) -> VerificationReport:
     """Run A and B on the same inputs and compare every output (see module doc).
 
@@ -108,9 +111,12 @@ def verify_models(
     ckpt-to-savedmodel: ``model`` or ``architecture``, ``root_key``, ``input_specs``, ...).
     Tolerances default to :mod:`tfmodelkit.verify.tolerances` (a float32 route; dequantized
     outputs of the candidate get a few quantization steps), as a conversion's own check does.
+    ``layerwise``: ``report.layerwise`` compares A and B layer by layer on the same inputs.
     """
     from ..formats import detect
 
+    if layerwise:
+        check_pair(a, b)
     if not unsafe:
         # Refuse models whose ops reach outside them before anything loads (Keras Lambda
         # layers are the Keras runner's own safe mode).
@@ -121,19 +127,7 @@ def verify_models(
                 require_safe(path)
 
     def runner(path: str | os.PathLike[str], sig: str | None) -> Any:
-        fmt = detect(path)
-        options: dict[str, Any] = {}
-        if fmt == "savedmodel":
-            options = {"signature": sig, "tags": tags, "safe_mode": False}  # checked above unless --unsafe
-        elif fmt == "tflite":
-            options = {"signature": sig}
-        elif fmt in ("keras_h5", "keras_zip"):
-            options = {"safe_mode": not unsafe}
-        elif fmt == "checkpoint":
-            from .runners.checkpoint import CheckpointRunner
-
-            return CheckpointRunner(path, unsafe=unsafe, **{k: v for k, v in (checkpoint or {}).items() if v is not None})
-        return runner_for(path, **options)
+        return _runner(path, sig, tags, unsafe, checkpoint)
 
     given = sorted(k for k, v in (checkpoint or {}).items() if v)
     if given and not any(not _is_npz(x) and detect(x) == "checkpoint" for x in (a, b)):
@@ -178,7 +172,39 @@ def verify_models(
             report = quantized.annotate(report, rtol_v)
         if inputs:
             report = dataclasses.replace(report, context={**report.context, "inputs_file": str(inputs)})
+        if layerwise:
+            report = _with_layers(report, ref, cand, layer_tolerance, signature_b or signature, unsafe)
     return report
+
+
+def _with_layers(report: VerificationReport, ref: Any, cand: Any, tolerance: float | None, signature: str | None,
+                 unsafe: bool) -> VerificationReport:  # fmt: skip
+    """``report`` with A and B compared layer by layer on the inputs the verification ran on."""
+    b = cand if isinstance(cand, KerasRunner) else cand.path
+    fed = report.arrays.get("inputs") or None
+    layers = compare_layers(ref, b, fed, tolerance=tolerance, signature=signature, unsafe=unsafe)
+    return dataclasses.replace(report, layerwise=layers)
+
+
+def _runner(
+    path: str | os.PathLike[str], sig: str | None, tags: str | None, unsafe: bool, checkpoint: Mapping[str, Any] | None
+) -> Any:
+    """The runner verify uses for one side (safety was checked by then unless ``unsafe``)."""
+    from ..formats import detect
+
+    fmt = detect(path)
+    options: dict[str, Any] = {}
+    if fmt == "savedmodel":
+        options = {"signature": sig, "tags": tags, "safe_mode": False}  # checked above unless --unsafe
+    elif fmt == "tflite":
+        options = {"signature": sig}
+    elif fmt in ("keras_h5", "keras_zip"):
+        options = {"safe_mode": not unsafe}
+    elif fmt == "checkpoint":
+        from .runners.checkpoint import CheckpointRunner
+
+        return CheckpointRunner(path, unsafe=unsafe, **{k: v for k, v in (checkpoint or {}).items() if v is not None})
+    return runner_for(path, **options)
 
 
 def _samples(feed: Mapping[str, Any]) -> int:

@@ -91,7 +91,10 @@ def applied_tolerances(report: VerificationReport) -> str:
             return "exact"
         atol, rtol = (report.atol, report.rtol) if not pairs else next(iter(pairs))[:2]
         return f"atol {atol:g}, rtol {rtol:g}"
-    parts = [f"{o.name}: exact" if o.exact else f"{o.name}: atol {o.atol:g}, rtol {o.rtol:g}" for o in report.outputs]
+    parts = [
+        f"{o.name}: exact" if o.exact else f"{o.name}: atol {o.atol:g}, rtol {o.rtol:g}"
+        for o in report.outputs
+    ]
     return "; ".join(parts)
 
 
@@ -110,7 +113,11 @@ def _inputs_lines(context: Mapping[str, Any]) -> list[str]:
         return []
     seed = context.get("seed")
     runs = context.get("runs") or 1
-    head = inputs_phrase(context) + (f", seed {seed}" if seed is not None else "") + (f", {runs} runs" if runs > 1 else "")
+    head = (
+        inputs_phrase(context)
+        + (f", seed {seed}" if seed is not None else "")
+        + (f", {runs} runs" if runs > 1 else "")
+    )
     lines = [f"inputs ({head}):"]
     for name, v in inputs.items():
         text = f"  {name} {v.get('dtype')}{_shape(tuple(v.get('shape', ())))}"
@@ -119,6 +126,56 @@ def _inputs_lines(context: Mapping[str, Any]) -> list[str]:
         if v.get("chosen"):
             text += f" ({v['chosen']})"
         lines.append(text)
+    return lines
+
+
+def _short(name: str, width: int = 44) -> str:
+    """A converter's tensor name for a table: its last ``;`` part, cut to ``width``."""
+    tail = name.split(";")[-1]
+    return tail if len(tail) <= width else "..." + tail[-(width - 3) :]
+
+
+def format_layerwise(layers: Any) -> list[str]:
+    """The layer-by-layer table (a :class:`~tfmodelkit.verify.layerwise.LayerwiseReport`) and its
+    two findings: the first layer over the tolerance and the one whose error grows most."""
+    ctx = layers.context
+    lines = [
+        f"layer by layer ({len(layers.layers)} matched; relative error = worst channel's max |A-B| over its "
+        f"range; tolerance {layers.tolerance:g}; {ctx.get('samples', '?')} samples):"
+    ]
+    header = ["", "layer", "B tensor", "matched", "shape", "B dtype", "scale", "max abs", "mean abs", "relative",
+              "growth"]  # fmt: skip
+    rows = [
+        [
+            "FAIL" if r.exceeds else "ok",
+            r.layer if r.a_tensor in (r.layer, "") else r.a_tensor,
+            _short(r.b_tensor),
+            r.matched_by,
+            _shape(r.shape),
+            r.b_dtype,
+            _num(r.scale),
+            _num(r.max_abs),
+            _num(r.mean_abs),
+            _num(r.relative),
+            "-" if r.growth is None else f"x{r.growth:.3g}",
+        ]
+        for r in layers.layers
+    ]
+    lines.extend(_table(header, rows))
+    by_name = {r.layer: r for r in layers.layers}
+    first = by_name.get(layers.first_divergent_layer or "")
+    if first is not None:
+        lines.append(
+            f"first divergent layer: {first.layer} (relative error {first.relative:.3g} > {layers.tolerance:g})"
+        )
+    else:
+        lines.append(f"first divergent layer: none (every layer within {layers.tolerance:g})")
+    grew = by_name.get(layers.largest_growth_layer or "")
+    if grew is not None and grew.growth is not None:
+        lines.append(
+            f"largest growth: {grew.layer} (relative error x{grew.growth:.3g} over the layer before)"
+        )
+    lines.extend(f"note: {n}" for n in layers.notes)
     return lines
 
 
@@ -167,6 +224,9 @@ def format_report(report: VerificationReport, histograms: bool = True) -> str:
         lines.append(f"missing outputs: {', '.join(report.missing)}")
     if report.extra:
         lines.append(f"unexpected outputs: {', '.join(report.extra)}")
+    if report.layerwise is not None:
+        lines.append("")
+        lines.extend(format_layerwise(report.layerwise))
     if report.notes:
         lines.append("")
         lines.extend(f"note: {n}" for n in report.notes)
@@ -186,6 +246,9 @@ def verdict_line(report: VerificationReport) -> str:
     if report.ok:
         count = len(report.outputs)
         return f"PASS: {count} output{'' if count == 1 else 's'} of {candidate.get('path', '?')} match {ref_name}{on}"
+    layers = report.layerwise
+    if failed and layers is not None and layers.first_divergent_layer:
+        return f"FAIL: outputs {', '.join(failed)} differ{on}; first divergent layer {layers.first_divergent_layer}"
     if failed:
         return f"FAIL: outputs {', '.join(failed)} differ{on}"
     return "FAIL: the signatures do not match"

@@ -30,3 +30,8 @@ def route_tolerances(kind: str, atol: float | None = None, rtol: float | None = 
     d_atol, d_rtol = ROUTE_TOLERANCES.get(kind, ROUTE_TOLERANCES["float32"])
     steps = QUANTIZED_STEPS if atol is None else None
     return (d_atol if atol is None else atol, d_rtol if rtol is None else rtol, steps)
+
+#: Layerwise verification (``--layerwise``): the relative error (the worst channel's max error over
+#: its range) a layer may reach before it counts as divergent, for a float pair and for a quantized
+#: candidate (int8 rounds each tensor to 1/255 of its range; a few layers of that add up).
+LAYER_TOLERANCES: dict[str, float] = {"float": 1e-3, "quantized": 0.25}

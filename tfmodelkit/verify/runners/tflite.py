@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +75,7 @@ class TFLiteRunner(BaseRunner):
         quantize_inputs: bool = True,
         dequantize_outputs: bool = True,
         num_threads: int | None = None,
+        preserve_all_tensors: bool = False,
     ) -> None:
         super().__init__(path)
         if not self.path.is_file():
@@ -85,8 +87,14 @@ class TFLiteRunner(BaseRunner):
                 f"running TFLite models needs LiteRT: pip install ai-edge-litert ({CONVERT_EXTRA_HINT})"
             ) from None
         try:
-            with quiet_fds():
-                self._interp = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            with quiet_fds(), warnings.catch_warnings():
+                # LiteRT warns (UserWarning) that keeping every tensor is meant for debugging: it is.
+                warnings.simplefilter("ignore")
+                self._interp = Interpreter(
+                    model_path=str(self.path),
+                    num_threads=num_threads,
+                    experimental_preserve_all_tensors=bool(preserve_all_tensors),
+                )
         except (ValueError, RuntimeError) as e:
             raise UserError(f"{self.path}: LiteRT cannot load this model ({first_line(e)})") from None
         sigs = self._interp.get_signature_list()
@@ -204,6 +212,34 @@ class TFLiteRunner(BaseRunner):
             interp.set_tensor(self._in[name]["index"], value)
         interp.invoke()
         return {name: interp.get_tensor(d["index"]) for name, d in self._out.items()}
+
+    def intermediate_tensors(self) -> list[tuple[Mapping[str, Any], np.ndarray, Mapping[str, Any] | None]]:
+        """After a run of a runner made with ``preserve_all_tensors``: the model's inputs, then every
+        tensor an op of the main subgraph wrote, in execution order, as ``(tensor details, a copy
+        of its raw value, the op that wrote it or None)``. Without ``preserve_all_tensors`` LiteRT
+        reuses the buffers of intermediate tensors, so their values would be garbage."""
+        interp = self._interp
+        details = {int(d["index"]): d for d in interp.get_tensor_details()}
+        order: list[tuple[int, Mapping[str, Any] | None]] = [(int(d["index"]), None) for d in interp.get_input_details()]
+        # LiteRT's Python API lists ops (in execution order, with their tensors) only through a
+        # private method; without it every tensor is listed in index order.
+        ops = getattr(interp, "_get_ops_details", None)
+        for op in ops() if ops else []:
+            order.extend((int(i), op) for i in op["outputs"] if int(i) >= 0)
+        if not ops:
+            order.extend((i, None) for i in sorted(set(details) - {i for i, _ in order}))
+        seen: set[int] = set()
+        out = []
+        for index, op in order:
+            if index in seen or index not in details:
+                continue
+            seen.add(index)
+            try:
+                value = np.array(interp.get_tensor(index))
+            except ValueError:  # a tensor without data (never written)
+                continue
+            out.append((details[index], value, op))
+        return out
 
     def versions(self) -> dict[str, str | None]:
         import ai_edge_litert

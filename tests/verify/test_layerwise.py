@@ -1,0 +1,149 @@
+"""Layerwise verification (``modelconv verify A B --layerwise``): real Keras models against their real
+TFLite conversions (LiteRT keeping every tensor) and against other Keras-family artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import FIXTURES, tf_available
+from tfmodelkit.cli.modelconv import main
+from tfmodelkit.errors import UnsupportedError
+from tfmodelkit.verify.layerwise import LayerwiseReport, check_pair, compare_layers
+
+pytestmark = pytest.mark.skipif(not tf_available(), reason="TensorFlow not installed (the convert extra)")
+
+H5 = FIXTURES / "keras_h5/outlier_channels.h5"
+INT8 = FIXTURES / "tflite/outlier_channels_int8.tflite"
+VERIFY = FIXTURES / "inputs/outlier_channels.verify.npz"
+LAYERS = ["features", "features2", "outliers", "mix", "mix2", "mix3", "mix4", "head"]
+
+
+@pytest.fixture(scope="module")
+def int8_report() -> LayerwiseReport:
+    return compare_layers(H5, INT8, VERIFY)
+
+
+def test_int8_outlier_model_diverges_at_the_outlier_layer(int8_report):
+    r = int8_report
+    assert [row.layer for row in r.layers] == ["x", *LAYERS]
+    assert r.first_divergent_layer == "outliers"
+    assert r.largest_growth_layer == "outliers"
+    assert r.unmatched == ()
+    by = {row.layer: row for row in r.layers}
+    # The input's own rounding shows: the tensor LiteRT's QUANTIZE op made of it, one step of 1/255.
+    assert by["x"].matched_by == "input" and by["x"].b_dtype == "int8"
+    assert by["x"].max_abs == pytest.approx(by["x"].scale / 2, rel=0.05)
+    # Before the outlier layer every layer is within a few steps; there, the 62 small channels are lost.
+    assert all(by[n].relative < 0.1 for n in ("features", "features2"))
+    assert by["outliers"].relative > 1.0 and by["outliers"].exceeds
+    assert by["outliers"].scale > 5.0  # the two extreme channels' range over 255 steps
+    assert all(by[n].matched_by == "name" for n in LAYERS[:-1])
+    # The output layer's tensor has no layer name in it (StatefulPartitionedCall:0...): by shape.
+    assert by["head"].matched_by == "shape" and by["head"].shape == (64, 4)
+    assert all(row.scale is not None for row in r.layers)
+    assert r.tolerance == 0.25 and r.context["samples"] == 64
+
+
+def test_cli_layerwise_table_json_and_verdict(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code = main(
+        ["verify", str(H5), str(INT8), "--inputs", str(VERIFY), "--layerwise", "--report", str(report)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert "first divergent layer: outliers (relative error" in out
+    assert "largest growth: outliers" in out
+    row = next(line for line in out.splitlines() if line.startswith("FAIL  outliers"))
+    assert "name" in row and "int8" in row
+    assert out.rstrip().endswith("first divergent layer outliers")
+    data = json.loads(report.read_text())
+    assert data["first_divergent_layer"] == "outliers"
+    assert data["largest_growth_layer"] == "outliers"
+    keys = {"layer", "a_tensor", "b_tensor", "matched_by", "max_abs", "mean_abs", "relative", "scale"}
+    assert all(keys <= set(row) for row in data["layers"])
+    outliers = next(row for row in data["layers"] if row["layer"] == "outliers")
+    assert "outliers" in outliers["b_tensor"] and outliers["relative"] > 1.0
+
+
+def test_library_verify_layerwise_uses_the_verification_samples():
+    import tfmodelkit
+
+    report = tfmodelkit.verify(H5, INT8, inputs=str(VERIFY), layerwise=True, layer_tolerance=5.0)
+    assert not report.ok  # the verdict stays the outputs'
+    assert report.layerwise.context["samples"] == 64
+    assert report.layerwise.first_divergent_layer is None  # nothing is 5x its channel's range off
+    assert report.as_dict()["layer_tolerance"] == 5.0
+
+
+def _float_pair(tmp_path):
+    """A Keras 3 Conv2D + BatchNormalization + ReLU + Dense model and its float32 TFLite."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    inp = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(6, 3, name="conv")(inp)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(name="relu")(x)
+    x = L.Dropout(0.5, name="drop")(x)
+    x = L.Flatten(name="flat")(x)
+    out = L.Dense(3, name="logits")(x)
+    model = keras.Model(inp, out, name="small_cnn")
+    bn = model.get_layer("bn")
+    bn.set_weights([w + np.linspace(0.1, 0.6, w.size).astype(np.float32) for w in bn.get_weights()])
+    path = tmp_path / "cnn.keras"
+    model.save(path)
+    model.export(str(tmp_path / "sm"), verbose=False)
+    (tmp_path / "cnn.tflite").write_bytes(
+        tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert()
+    )
+    return path, tmp_path / "cnn.tflite"
+
+
+def test_float_tflite_matches_every_layer_and_says_how(tmp_path):
+    keras_path, tflite = _float_pair(tmp_path)
+    r = compare_layers(keras_path, tflite, samples=8)
+    by = {row.layer: row for row in r.layers}
+    assert r.first_divergent_layer is None and r.tolerance == 1e-3
+    assert all(row.relative < 1e-4 and row.scale is None for row in r.layers)
+    assert by["image"].matched_by == "input" and by["image"].max_abs == 0
+    # The converter folds the batch norm and the ReLU into the convolution: its tensor names all
+    # three and is the ReLU's output; conv, bn and the inference-time Dropout have none of their own.
+    assert by["relu"].matched_by == "name" and "conv" in by["relu"].b_tensor
+    assert {"conv", "bn", "drop"} <= set(r.unmatched)
+    assert by["flat"].shape == (8, 216)
+    assert r.context["samples"] == 8
+
+
+def test_two_keras_artifacts_compare_layer_by_layer(tmp_path):
+    import tf_keras
+
+    src = FIXTURES / "keras_h5/tfkeras_sequential_shapes.h5"
+    model = tf_keras.models.load_model(src, compile=False)
+    model.save(tmp_path / "sm", save_format="tf")  # a SavedModel with keras_metadata.pb
+    r = compare_layers(src, tmp_path / "sm", samples=4)
+    assert [row.layer for row in r.layers][1:] == [layer.name for layer in model.layers]
+    assert all(row.matched_by in ("input", "name") for row in r.layers)
+    assert all(row.max_abs < 1e-5 for row in r.layers)
+    assert r.first_divergent_layer is None and r.unmatched == ()
+
+
+@pytest.mark.parametrize(
+    "a, b, says",
+    [
+        (INT8, H5, "has no Keras layers"),
+        (H5, VERIFY, "golden outputs hold no layers"),
+        (H5, FIXTURES / "savedmodel/keras3_two_io", "does not expose its layers"),
+    ],
+)
+def test_pairs_without_layers_are_refused_in_one_line_with_exit_2(a, b, says, capsys):
+    with pytest.raises(UnsupportedError, match=says):
+        check_pair(a, b)
+    code = main(["verify", str(a), str(b), "--layerwise", "--inputs", str(VERIFY)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert says in err and len(err.strip().splitlines()) == 1
