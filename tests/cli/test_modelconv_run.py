@@ -123,3 +123,41 @@ def test_library_run_is_public():
 
     report = tfmodelkit.run(FIXTURES / "graphdef/frozen.pb", batch=2)
     assert [o.shape for o in report.outputs] == [(2, 2)]
+
+
+@pytest.mark.parametrize(
+    "where", ["savedmodel/tfserving_bad_half_plus_two", "savedmodel/tfserving_bad_half_plus_two/00000123",
+              "savedmodel/tfserving_bad_half_plus_two/00000123/export"],
+)  # fmt: skip
+def test_serving_session_bundle_runs_from_its_file_version_or_base_folder(corpus, where, tmp_path, capsys):
+    """A TF 0.x session bundle (a V1 ``export`` with ``export.meta`` beside it), however it is named:
+    its Placeholder has no shape (TF's legacy rule), so --shape or --input gives one."""
+    x = np.array([0.0, 1.0, -6.0], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = _run(capsys, corpus / where, "--input", f"Placeholder={tmp_path / 'x.npy'}", "--format", "json", "-q")
+    assert code == 0, err
+    (y,) = json.loads(out)["outputs"]
+    assert y["name"] == "Add" and y["values"] == (0.5 * x + 2).tolist()
+    code, out, err = _run(capsys, corpus / where, "--shape", "Placeholder=4", "-q")
+    assert code == 0, err
+    assert "Add: float32 [4]" in out
+    code, out, err = _run(capsys, corpus / where, "-q")
+    assert code == 2 and "unknown rank" in err and "--shape Placeholder=" in err
+
+
+def test_shape_of_generated_inputs_and_checkpoint_folders(capsys):
+    code, out, err = _run(capsys, FIXTURES / "graphdef/frozen.pb", "--shape", "x=5,3", "-q")
+    assert code == 0, err
+    assert "x: float32 [5, 3]" in out and "y: float32 [5, 2]" in out
+    code, out, err = _run(capsys, FIXTURES / "graphdef/frozen.pb", "--shape", "x=5,4", "-q")
+    assert code == 2 and "x" in err and err.strip().count("\n") == 0
+    # A checkpoint named by its folder or its .index: the .meta beside its prefix is the graph.
+    for name in ("checkpoint/tf1_cnn", "checkpoint/tf1_cnn/model.ckpt.index"):
+        code, out, err = _run(capsys, FIXTURES / name, "-q")
+        assert code == 0, err
+        assert "probs: float32 [1, 3]" in out
+
+
+def test_a_checkpoint_without_graph_or_code_says_what_to_give(corpus, capsys):
+    code, out, err = _run(capsys, corpus / "checkpoint/tf_old_string_tensors/foo", "-q")
+    assert code == 2 and "--meta GRAPH.meta" in err and "--model" in err

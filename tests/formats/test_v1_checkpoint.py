@@ -138,3 +138,14 @@ def test_every_shape_bound_is_checked(tmp_path):
     ckpt = Checkpoint([SAVER], [checkpoint_v1.Shard(SAVER)], {}, None)
     with pytest.raises(CorruptFileError, match="cannot be stored"):
         read_tensor(ckpt, TensorMeta("big", "float32", (1 << 20, 1 << 20)))
+
+
+def test_serving_base_folder_of_a_session_bundle(corpus):
+    """``<base>/<version>/export``: the base folder means its highest version's export, as for
+    SavedModels, and the export's graph (export.meta) is named beside it."""
+    base = corpus / SERVING.split("/00000123")[0]
+    assert tfmodelkit.detect(base) == "checkpoint_v1"
+    desc = tfmodelkit.read(base)
+    assert [w.name for w in desc.weights] == ["Variable", "Variable_1"]
+    assert desc.metadata["graph"].endswith("00000123/export.meta")
+    assert [w.extra["graph_variable"] for w in desc.weights] == ["Variable", "Variable_1"]

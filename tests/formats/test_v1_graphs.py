@@ -223,3 +223,92 @@ def test_checkpoint_without_meta_and_with_a_damaged_one(tmp_path):
     desc = tfmodelkit.read(tmp_path / "model.ckpt")  # the checkpoint still reads; the graph is a warning
     assert len(desc.weights) == 4
     assert any("model.ckpt.meta" in w and "cannot be read" in w for w in desc.warnings)
+
+
+# --------------------------------------------- signatures named at read time (--input-tensors/--output-tensors)
+
+
+def test_named_signature_of_a_frozen_graph_and_a_meta():
+    from tfmodelkit.errors import NotFoundError, UserError
+
+    (sig,) = tfmodelkit.read(FROZEN, input_tensors="x", output_tensors=["y", "add:0"]).signatures
+    assert sig.key == "serving_default" and sig.method.startswith("named by the caller")
+    assert [(t.name, t.dtype, t.shape, t.tensor) for t in sig.inputs] == [("x", "float32", (None, 3), "x:0")]
+    assert [(t.name, t.tensor) for t in sig.outputs] == [("y", "y:0"), ("add", "add:0")]
+    # One side named, the other inferred; a .meta the same way (its checkpoint still read beside it).
+    (sig,) = tfmodelkit.read(META, input_tensors="x,flag").signatures
+    assert [t.name for t in sig.inputs] == ["x", "flag"] and [t.tensor for t in sig.outputs] == ["y:0"]
+    assert len(tfmodelkit.read(META, output_tensors="y").weights) == 5
+    with pytest.raises(NotFoundError, match=r"--output-tensors yy:0: no node 'yy' in the graph \(did you mean 'y'\?\)"):
+        tfmodelkit.read(FROZEN, output_tensors="yy")
+    with pytest.raises(UserError, match="NAME or NAME:INDEX"):
+        tfmodelkit.read(FROZEN, output_tensors="y:first")
+    with pytest.raises(UserError, match="name tensors of a TF1 graph .* not of a checkpoint"):
+        tfmodelkit.read(META.with_suffix(""), input_tensors="x")
+    with pytest.raises(UserError, match="did you mean 'input_tensors'"):
+        tfmodelkit.read(FROZEN, inputs="x")
+
+
+@needs_tf
+def test_named_signature_is_what_graph_to_savedmodel_writes(tmp_path, capsys):
+    """modelinspect's keys, dtypes and tensors for given names are those of the SavedModel that
+    graph-to-savedmodel writes from the same names."""
+    import json
+
+    from tfmodelkit.cli.modelconv import main as modelconv
+    from tfmodelkit.cli.modelinspect import main as modelinspect
+
+    names = ["--input-tensors", "x,flag", "--output-tensors", "y:0,add"]
+    assert modelinspect(["signatures", str(FROZEN), *names, "--format", "json"]) == 0
+    (ours,) = json.loads(capsys.readouterr().out)["signatures"]
+    assert modelconv(["graph-to-savedmodel", str(FROZEN), str(tmp_path / "sm"), *names, "-q"]) == 0
+    capsys.readouterr()
+    (theirs,) = [s for s in tfmodelkit.read(tmp_path / "sm").signatures if s.key == "serving_default"]
+
+    def keyed(side):
+        return sorted((t["name"], t["dtype"]) for t in side)
+
+    assert keyed(ours["inputs"]) == sorted((t.name, t.dtype) for t in theirs.inputs)
+    assert keyed(ours["outputs"]) == sorted((t.name, t.dtype) for t in theirs.outputs)
+    assert sorted(t["tensor"] for t in ours["inputs"]) == sorted(t.tensor for t in theirs.inputs)
+
+
+# ------------------------------------------------------------------- old graphs: TF's legacy Placeholder shape
+
+
+@needs_tf
+@pytest.mark.parametrize("producer", [11, 21, 22])
+def test_scalar_placeholder_shape_of_old_graphs_is_unknown_as_in_tf(tmp_path, producer):
+    """TF quirk: in graphs of producer <= 21 a Placeholder's scalar shape means 'unknown'."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        s = tf.compat.v1.placeholder(tf.float32, [], name="s")
+        tf.identity(s * 2.0, name="out")
+    graph_def = graph.as_graph_def()
+    graph_def.versions.producer = producer
+    graph_def.versions.min_consumer = 0
+    path = tmp_path / "old.pb"
+    path.write_bytes(graph_def.SerializeToString())
+    with tf.Graph().as_default() as g:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        rank = g.get_tensor_by_name("s:0").shape.rank
+    (sig,) = tfmodelkit.read(path).signatures
+    assert sig.inputs[0].shape == (None if rank is None else ())
+    assert (rank is None) == (producer <= 21)
+
+
+def test_serving_export_placeholder_has_unknown_shape(corpus):
+    (sig,) = tfmodelkit.read(corpus / "savedmodel/tfserving_bad_half_plus_two/00000123/export.meta").signatures
+    assert sig.inputs[0].shape is None  # a TF 0.x graph (producer 11): TF itself gives <unknown>
+
+
+def test_a_pb_that_is_no_graph_says_what_to_try(tmp_path):
+    from tfmodelkit.errors import FormatError
+
+    path = tmp_path / "weights.pb"
+    path.write_bytes(b"\x00\x01\x02 plainly not a protobuf message")
+    with pytest.raises(FormatError, match="neither a frozen GraphDef") as e:
+        tfmodelkit.read(path)
+    assert "not supported" not in str(e.value)

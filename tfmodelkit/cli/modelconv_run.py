@@ -42,6 +42,13 @@ def add_parser(sub: Any) -> None:
         help="rows of generated inputs where the batch is dynamic (default 1)",
     )
     p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="full shape of a generated input, e.g. image=1,224,224,3 (NAME= for a scalar); needed where its rank is unknown",
+    )
+    p.add_argument(
         "--signature",
         metavar="KEY",
         help="SavedModel/TFLite/.meta signature (default serving_default or the only one)",
@@ -129,6 +136,7 @@ def format_table(report: Any) -> str:
 
 def command(args: argparse.Namespace, say: Any) -> int:
     from tfmodelkit.util import atomic_write, jsonable
+    from tfmodelkit.verify.gate import parse_shapes
     from tfmodelkit.verify.run import run
 
     checkpoint = {
@@ -139,7 +147,7 @@ def command(args: argparse.Namespace, say: Any) -> int:
         args.source, input_files=_input_files(args.input), inputs_file=args.inputs, out=args.out,
         signature=args.signature, tags=args.tag_set, input_tensors=args.input_tensors,
         output_tensors=args.output_tensors, meta=args.meta, checkpoint=checkpoint, seed=args.seed,
-        batch=args.batch, unsafe=args.unsafe, progress=None if args.quiet else say,
+        batch=args.batch, shapes=parse_shapes(args.shape), unsafe=args.unsafe, progress=None if args.quiet else say,
     )  # fmt: skip
     if args.report:
         text = json.dumps(jsonable(report.as_dict()), indent=2) + "\n"

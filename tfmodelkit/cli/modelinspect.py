@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("signatures", help="serving signatures: inputs and outputs with dtypes and shapes")
     _common(p)
     p.add_argument("--all", action="store_true", help="also bookkeeping signatures and the object graph's functions")
+    g = p.add_argument_group("TF1 graphs (frozen .pb/.pbtxt, .meta)")
+    g.add_argument("--input-tensors", metavar="NAME[:0],...", help="the graph tensors the signature feeds, instead of the inferred ones (the placeholders); as modelconv's --input-tensors")
+    g.add_argument("--output-tensors", metavar="NAME[:0],...", help="the graph tensors the signature returns, instead of the inferred ones (tensors no node consumes)")
 
     for name, aliases in (("weights", ["variables"]),):
         p = sub.add_parser(name, aliases=aliases, help="stored tensors: name, dtype, shape, size (and --stats)")
@@ -133,7 +136,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_signatures(args: argparse.Namespace) -> int:
     from tfmodelkit.inspect.views import inspect_signatures
 
-    return _show(inspect_signatures(args.path, all=args.all, **_options(args)), args)
+    return _show(
+        inspect_signatures(
+            args.path, all=args.all, input_tensors=args.input_tensors, output_tensors=args.output_tensors,
+            **_options(args),
+        ),
+        args,
+    )  # fmt: skip
 
 
 def cmd_weights(args: argparse.Namespace) -> int:

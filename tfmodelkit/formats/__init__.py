@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ..description import FORMATS, CheckReport, ModelDescription
-from ..errors import FormatError, NotFoundError
+from ..errors import FormatError, NotFoundError, UserError
 from ..options import refuse_unknown
 
 _MODULES = {
@@ -170,9 +170,13 @@ def detect(path: str | os.PathLike[str]) -> str:
 #: Options the readers take, whatever the format (each reader uses those that apply to it):
 #: ``tags`` (SavedModel tag set), ``timeout`` (seconds without progress before a damaged HDF5
 #: file counts as hung), ``max_inflate_bytes`` (a ``.keras`` member's inflated size limit).
-READ_OPTIONS = frozenset({"tags", "timeout", "max_inflate_bytes"})
-#: ``check`` takes these and ``progress`` (a callable told how many bytes were checked).
-CHECK_OPTIONS = READ_OPTIONS | {"progress"}
+_COMMON_OPTIONS = frozenset({"tags", "timeout", "max_inflate_bytes"})
+#: TF1 graphs (frozen GraphDefs, ``.meta``) only: ``input_tensors``/``output_tensors`` (``NAME[:k]``,
+#: a comma list or a sequence) name the signature instead of the inferred one; refused elsewhere.
+GRAPH_OPTIONS = frozenset({"input_tensors", "output_tensors"})
+READ_OPTIONS = _COMMON_OPTIONS | GRAPH_OPTIONS
+#: ``check`` takes the common options and ``progress`` (a callable told how many bytes were checked).
+CHECK_OPTIONS = _COMMON_OPTIONS | {"progress"}
 
 
 def read(path: str | os.PathLike[str], format: str | None = None, **options: object) -> ModelDescription:
@@ -183,6 +187,11 @@ def read(path: str | os.PathLike[str], format: str | None = None, **options: obj
     """
     refuse_unknown("read", options, READ_OPTIONS)
     fmt = normalize_format(format) if format else detect(path)
+    named = sorted(k for k in GRAPH_OPTIONS if options.get(k))
+    if named and fmt not in ("graphdef", "metagraph"):
+        flags = "/".join("--" + k.replace("_", "-") for k in named)
+        raise UserError(f"{path}: {flags} name tensors of a TF1 graph (frozen .pb/.pbtxt or .meta), not of a {fmt}")
+    options = {k: v for k, v in options.items() if k not in GRAPH_OPTIONS or v}
     return module(fmt).read(Path(path), **options)
 
 

@@ -57,9 +57,18 @@ def is_v1_file(path: Path) -> bool:
 
 
 def state_target(folder: Path) -> Path | None:
-    """The checkpoint a folder's ``checkpoint`` state file names, found in the folder."""
+    """The checkpoint a folder's ``checkpoint`` state file names, found in the folder; for a TF
+    Serving base folder (``<base>/<integer version>/``, a session bundle's ``export`` in each), its
+    highest version's."""
     state = folder / "checkpoint"
     if not state.is_file():
+        try:
+            versions = sorted((c for c in folder.iterdir() if c.name.isdigit() and c.is_dir()), key=lambda c: int(c.name))
+        except OSError:
+            return None
+        for version in reversed(versions):
+            if (version / "checkpoint").is_file():
+                return state_target(version)
         return None
     from google.protobuf import text_format
 

@@ -7,8 +7,10 @@ TensorProto, decoded only when asked for) and has no signature: one is inferred,
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,14 @@ from ..description import (
     Weight,
 )
 from ..dtypes import itemsize, tf_dtype_name
-from ..errors import CorruptFileError, FormatError, NotFoundError, TFModelKitError, UnsupportedError
+from ..errors import (
+    CorruptFileError,
+    FormatError,
+    NotFoundError,
+    TFModelKitError,
+    UnsupportedError,
+    UserError,
+)
 from .tensor_proto import element_count, to_array
 
 if TYPE_CHECKING:
@@ -129,6 +138,40 @@ def tensor_name(ref: str) -> str:
     return ref if ":" in ref else f"{ref}:0"
 
 
+def tensor_names(value: str | Sequence[str] | None) -> list[str]:
+    """``"a,b:1"`` or ``["a", "b:1"]`` -> ``["a:0", "b:1"]`` (the ``--input-tensors`` spelling)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        name = item.strip()
+        if not name:
+            continue
+        if ":" in name and not name.rsplit(":", 1)[1].isdigit():
+            raise UserError(f"tensor name {name!r}: write NAME or NAME:INDEX (an integer output index)")
+        out.append(name if ":" in name else f"{name}:0")
+    return out
+
+
+def key_of(tensor: str) -> str:
+    """The signature key for a named tensor: its op name, with ``_k`` for outputs other than 0."""
+    op, _, index = tensor.rpartition(":")
+    return op if index == "0" else f"{op}_{index}"
+
+
+def producer_of(graph: Any) -> int:
+    return int(graph.versions.producer) if graph.HasField("versions") else 0
+
+
+def placeholder_shape(node: Any, producer: int) -> tuple[int | None, ...] | None:
+    """A Placeholder's shape as TensorFlow takes it. TF quirk: graphs of producer version <= 21
+    cannot tell a scalar ``shape`` attribute from an unknown shape, and TF's shape function
+    takes it as unknown (``Placeholder`` in core/ops/array_ops.cc); TF 0.x/1.0 graphs write it so."""
+    shape = node_shape(node)
+    return None if producer <= 21 and shape == () else shape
+
+
 def inferred_signature(graph: Any) -> Signature:
     """Placeholders in; tensors of non-bookkeeping nodes that no node consumes out."""
     consumed: set[str] = set()
@@ -136,8 +179,9 @@ def inferred_signature(graph: Any) -> Signature:
         for ref in node.input:
             if not ref.startswith("^"):
                 consumed.add(tensor_name(ref))
+    producer = producer_of(graph)
     inputs = [
-        TensorSpec(n.name, node_dtype(n), node_shape(n), tensor=f"{n.name}:0")
+        TensorSpec(n.name, node_dtype(n), placeholder_shape(n, producer), tensor=f"{n.name}:0")
         for n in graph.node
         if n.op == "Placeholder"
     ]
@@ -149,6 +193,39 @@ def inferred_signature(graph: Any) -> Signature:
         and not n.name.startswith(("save/", "init"))
     ]
     return Signature(INFERRED_KEY, tuple(inputs), tuple(outputs), method="inferred from the graph")
+
+
+def named_signature(
+    graph: Any,
+    where: str,
+    input_tensors: str | Sequence[str] | None,
+    output_tensors: str | Sequence[str] | None,
+    inferred: Signature | None = None,
+) -> Signature:
+    """``serving_default`` feeding ``input_tensors`` and fetching ``output_tensors`` (``NAME[:k]``),
+    keyed as ``graph-to-savedmodel`` keys them (op name, ``_k`` for outputs other than 0); a side
+    not given is the ``inferred`` signature's. Every name must be a node of the graph."""
+    nodes = {n.name: n for n in graph.node}
+    producer = producer_of(graph)
+
+    def spec(tensor: str, flag: str) -> TensorSpec:
+        op, _, index = tensor.rpartition(":")
+        node = nodes.get(op)
+        if node is None:
+            close = difflib.get_close_matches(op, list(nodes), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NotFoundError(f"{where}: {flag} {tensor}: no node {op!r} in the graph{hint}")
+        if index == "0" and node.op == "Placeholder":
+            shape = placeholder_shape(node, producer)
+        else:
+            shape = None
+        return TensorSpec(key_of(tensor), node_dtype(node), shape, tensor=tensor)
+
+    base = inferred or inferred_signature(graph)
+    ins, outs = tensor_names(input_tensors), tensor_names(output_tensors)
+    inputs = tuple(spec(t, "--input-tensors") for t in ins) if ins else base.inputs
+    outputs = tuple(spec(t, "--output-tensors") for t in outs) if outs else base.outputs
+    return Signature(INFERRED_KEY, inputs, outputs, method="named by the caller (--input-tensors/--output-tensors)")
 
 
 def const_tensor(node: Any) -> Any | None:
@@ -199,7 +276,12 @@ def const_weights(graph: Any, where: str) -> tuple[Weight, ...]:
     return tuple(weights)
 
 
-def describe_graph(graph: Any, path: str) -> ModelDescription:
+def describe_graph(
+    graph: Any,
+    path: str,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
+) -> ModelDescription:
     ops = op_census(graph)
     producer = {"graph_producer": str(graph.versions.producer)} if graph.HasField("versions") else {}
     defaults = [n.name for n in graph.node if n.op == "PlaceholderWithDefault"]
@@ -208,6 +290,10 @@ def describe_graph(graph: Any, path: str) -> ModelDescription:
         "functions": len(graph.library.function),
         "signature": "inferred: Placeholder nodes in, unconsumed tensors out",
     }
+    signature = inferred_signature(graph)
+    if input_tensors or output_tensors:
+        signature = named_signature(graph, path, input_tensors, output_tensors, signature)
+        metadata["signature"] = "named by the caller (--input-tensors/--output-tensors)"
     if defaults:
         metadata["inputs_with_defaults"] = defaults
     variables = [n.name for n in graph.node if n.op in ("VariableV2", "Variable", "VarHandleOp")]
@@ -220,7 +306,7 @@ def describe_graph(graph: Any, path: str) -> ModelDescription:
         format="graphdef",
         path=path,
         producer=Producer(other=producer),
-        signatures=(inferred_signature(graph),),
+        signatures=(signature,),
         weights=const_weights(graph, path),
         ops=dict(sorted(ops.items())),
         metadata=metadata,
@@ -228,10 +314,16 @@ def describe_graph(graph: Any, path: str) -> ModelDescription:
     )
 
 
-def read(path: Path, **options: Any) -> ModelDescription:
+def read(
+    path: Path,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
+    **options: Any,
+) -> ModelDescription:
+    """The graph; ``input_tensors``/``output_tensors`` name its signature instead of inferring it."""
     graph = load(Path(path))
     try:
-        return describe_graph(graph, str(path))
+        return describe_graph(graph, str(path), input_tensors, output_tensors)
     except (ValueError, KeyError, IndexError, OverflowError) as e:
         raise CorruptFileError(f"{path}: damaged GraphDef ({type(e).__name__}: {e})") from None
 

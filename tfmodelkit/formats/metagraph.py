@@ -9,6 +9,7 @@ each naming the graph variable it restores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,12 @@ def _weights(
     return desc.weights
 
 
-def describe(meta: Any, path: Path) -> ModelDescription:
+def describe(
+    meta: Any,
+    path: Path,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
+) -> ModelDescription:
     colls = collections(path)
     info = meta.meta_info_def
     variables = graph_variables(meta, colls)
@@ -123,7 +129,9 @@ def describe(meta: Any, path: Path) -> ModelDescription:
             if info.tensorflow_git_version
             else {},
         ),
-        signatures=_signatures(meta),
+        signatures=_signatures(meta)
+        if not (input_tensors or output_tensors)
+        else (graphdef.named_signature(meta.graph_def, str(path), input_tensors, output_tensors),),
         weights=_weights(prefix, path, variables, warnings),
         ops=dict(sorted(graphdef.op_census(meta.graph_def).items())),
         metadata=metadata,
@@ -131,12 +139,19 @@ def describe(meta: Any, path: Path) -> ModelDescription:
     )
 
 
-def read(path: Path, **options: Any) -> ModelDescription:
+def read(
+    path: Path,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
+    **options: Any,
+) -> ModelDescription:
+    """The ``.meta``; ``input_tensors``/``output_tensors`` name the one signature (``serving_default``,
+    as ``graph-to-savedmodel`` writes it from the same names) instead of the file's or an inferred one."""
     from google.protobuf.message import DecodeError
 
     meta = load(Path(path))
     try:
-        return describe(meta, Path(path))
+        return describe(meta, Path(path), input_tensors, output_tensors)
     except (ValueError, KeyError, IndexError, OverflowError, DecodeError) as e:
         raise CorruptFileError(f"{path}: damaged MetaGraphDef ({type(e).__name__}: {e})") from None
 

@@ -274,11 +274,13 @@ def expand_paths(path: PathLike, format: str | None = None, every_prefix: bool =
     return [str(path)]
 
 
-def read_model(path: PathLike, format: str | None, tags: str | None) -> ModelDescription:
+def read_model(path: PathLike, format: str | None, tags: str | None, **graph: Any) -> ModelDescription:
+    """``path`` read; ``graph``: a TF1 graph's ``input_tensors``/``output_tensors`` (when given)."""
     from ..formats import read
 
     # Only SavedModels have tag sets; the other readers are not offered the option.
-    return read(path, format=format, **({"tags": tags} if tags else {}))
+    options = {"tags": tags} if tags else {}
+    return read(path, format=format, **options, **{k: v for k, v in graph.items() if v})
 
 
 def warnings_of(descs: Sequence[ModelDescription], name_each: bool = False) -> tuple[str, ...]:
@@ -304,10 +306,17 @@ def inspect_summary(
 
 
 def inspect_signatures(
-    path: PathLike, *, format: str | None = None, tags: str | None = None, all: bool = False
+    path: PathLike,
+    *,
+    format: str | None = None,
+    tags: str | None = None,
+    all: bool = False,
+    input_tensors: str | Sequence[str] | None = None,
+    output_tensors: str | Sequence[str] | None = None,
 ) -> Inspection:
-    """``modelinspect signatures``; ``all`` adds bookkeeping signatures and the object graph's functions."""
-    desc = read_model(path, format, tags)
+    """``modelinspect signatures``; ``all`` adds bookkeeping signatures and the object graph's functions;
+    ``input_tensors``/``output_tensors`` name a TF1 graph's signature instead of the inferred one."""
+    desc = read_model(path, format, tags, input_tensors=input_tensors, output_tensors=output_tensors)
     return Inspection("signatures", (signatures_view(desc, all=all),), warnings_of([desc]))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, UnsupportedError, UserError
+from ..formats.graphdef import key_of, tensor_names
 from ..util import first_line
 from .tf import import_tensorflow, quiet_fds
 
@@ -40,28 +41,6 @@ class TF1Graph:
 
     def close(self) -> None:
         self.session.close()
-
-
-def tensor_names(value: str | Sequence[str] | None) -> list[str]:
-    """``"a,b:1"`` or ``["a", "b:1"]`` -> ``["a:0", "b:1"]``."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = []
-    for item in items:
-        name = item.strip()
-        if not name:
-            continue
-        if ":" in name and not name.rsplit(":", 1)[1].isdigit():
-            raise UserError(f"tensor name {name!r}: write NAME or NAME:INDEX (an integer output index)")
-        out.append(name if ":" in name else f"{name}:0")
-    return out
-
-
-def key_of(tensor: str) -> str:
-    """The signature key for a named tensor: its op name, with ``_k`` for outputs other than 0."""
-    op, _, index = tensor.rpartition(":")
-    return op if index == "0" else f"{op}_{index}"
 
 
 def refuse_risky(graph_def: Any, where: str) -> None:
@@ -154,7 +133,7 @@ def checkpoint_for_meta(meta: Path) -> str:
 def _v1_prefix(prefix: str) -> str:
     """A V1 sharded set is restored through its ``-?????-of-N`` pattern."""
     p = Path(prefix)
-    if p.exists() or Path(prefix + ".index").is_file():
+    if p.exists() or Path(prefix + ".index").is_file() or "?" in p.name:  # a file, a V2 prefix, a pattern
         return prefix
     shards = sorted(p.parent.glob(p.name + "-?????-of-?????"))
     return str(p.parent / (p.name + "-?????-of-" + shards[0].name[-5:])) if shards else prefix

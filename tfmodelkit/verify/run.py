@@ -164,6 +164,7 @@ def run(
     checkpoint: Mapping[str, Any] | None = None,
     seed: int = 0,
     batch: int = 1,
+    shapes: Mapping[str, Sequence[int]] | None = None,
     unsafe: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RunReport:
@@ -171,7 +172,8 @@ def run(
 
     Inputs: ``inputs`` (arrays by name), ``input_files`` (name -> ``.npy``), ``inputs_file`` (an
     ``.npz``), merged in that order of precedence; inputs none of them gives are generated
-    (seeded, ``batch`` rows). ``out`` saves the outputs as an ``.npz``. TF1 graphs take
+    (seeded, ``batch`` rows where the batch is dynamic; ``shapes`` gives an input's full shape,
+    which one of unknown rank needs). ``out`` saves the outputs as an ``.npz``. TF1 graphs take
     ``input_tensors`` / ``output_tensors`` (``NAME[:k]``, comma list) and ``meta`` (the graph of a
     checkpoint); checkpoints of Keras models take ``checkpoint`` (``model`` or ``architecture``
     and the rest of ckpt-to-savedmodel's options). Nothing from the model file runs as Python
@@ -213,7 +215,7 @@ def run(
         )
     missing = [s for s in runner.inputs if s.name not in given]
     if missing:
-        given.update(generate_inputs(missing, seed=seed, batch=batch))
+        given.update(generate_inputs(missing, seed=seed, batch=batch, shapes=shapes))
         sources.append(f"generated (seed {seed}, batch {batch}): {', '.join(s.name for s in missing)}")
     feed = {s.name: given[s.name] for s in runner.inputs}
     if progress:

@@ -64,14 +64,21 @@ def runner_for(path: str | os.PathLike[str], format: str | None = None, **option
     from ...formats import detect, normalize_format
 
     fmt = normalize_format(format) if format else detect(path)
-    if fmt in ("checkpoint", "checkpoint_v1") and (options.get("meta") or os.path.isfile(f"{path}.meta")):
+    if fmt in ("checkpoint", "checkpoint_v1") and not options.get("meta"):
+        # A folder, an .index or a shard names the checkpoint too: its prefix, and P.meta beside it.
+        from ...formats import read
+
+        desc = read(path, format=fmt)
+        if desc.metadata.get("graph"):
+            path, options = desc.metadata["prefix"], {**options, "meta": desc.metadata["graph"]}
+    if fmt in ("checkpoint", "checkpoint_v1") and options.get("meta"):
         fmt = "metagraph" if fmt == "checkpoint" else fmt  # the graph is in the .meta: a TF1 graph
     if fmt in ("graphdef", "metagraph", "checkpoint_v1"):
         return _tf1_runner(path, fmt, options)
     if fmt == "checkpoint":
         raise UnsupportedError(
-            f"{path}: a checkpoint holds weights only, there is no graph to run; convert it first or verify the "
-            "SavedModel or Keras file it belongs to"
+            f"{path}: a checkpoint holds weights only, there is no graph to run; give the code that built it "
+            "(--model/--architecture), its TF1 graph (--meta GRAPH.meta), or run the SavedModel or Keras file it belongs to"
         )
     allowed = _OPTIONS[fmt]
     given = {k: v for k, v in options.items() if v is not None}
