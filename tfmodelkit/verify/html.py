@@ -16,6 +16,7 @@ import numpy as np
 
 from ..util import atomic_write
 from .compare import OutputComparison, VerificationReport
+from .html_layers import layers_section
 from .html_plots import (
     MAX_SCATTER_POINTS,
     as_float,
@@ -446,6 +447,8 @@ def render_html(report: VerificationReport, title: str | None = None) -> str:
         body.append(
             '<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>"
         )
+    if report.layerwise is not None:
+        body.append(layers_section(report.layerwise))
     if report.outputs:
         body.append("<h2>Per output</h2>")
         body.extend(_output_card(report, o, i) for i, o in enumerate(report.outputs))
