@@ -67,6 +67,8 @@ def _tflite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-signatures", action="store_true", help="keep every serving signature")
     p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8"), default="none", help="post-training quantization (default none)")
     p.add_argument("--calibration-data", metavar="DATA.npz", help="representative inputs for --quantize int8 (else generated, with a warning)")
+    p.add_argument("--keep-float", metavar="LAYER[,LAYER...]|auto", help="with --quantize int8: leave these layers in float, or 'auto': the fewest layers (worst quantized first) that make the model verify")
+    p.add_argument("--max-float-layers", type=int, metavar="N", help="with --keep-float auto: keep at most N layers float (default a quarter of the layers, at least 1)")
     p.add_argument("--select-tf-ops", action="store_true", help="allow TensorFlow ops through Flex when TFLite has no builtin for them")
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
 
@@ -243,6 +245,8 @@ def _tflite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "all_signatures": args.all_signatures,
         "quantize": args.quantize,
         "calibration_data": args.calibration_data,
+        "keep_float": args.keep_float,
+        "max_float_layers": args.max_float_layers,
         "select_tf_ops": args.select_tf_ops,
         "tags": args.tag_set,
     }
@@ -315,11 +319,15 @@ def _convert(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from tfmodelkit.convert.base import summary_line
+    from tfmodelkit.convert.selective import kept_float_line
 
     report = _convert(args)
     if args.report:
         _write_json(args.report, report.as_dict())
     print(summary_line(report))
+    kept = kept_float_line(report.details)
+    if kept:
+        print(kept)
     if not report.ok:
         where = "kept at the destination (--keep-failed)" if report.kept_failed else "nothing was written to the destination"
         print(f"{PROG}: error: the converted model did not verify; {where}", file=sys.stderr)

@@ -169,6 +169,11 @@ def _through_savedmodel(
     """Two steps through a temporary SavedModel; the final step writes ``dst`` atomically.
     Errors of the second step name the source, not the temporary folder."""
     step, context = _second_step(target)
+    layers = _layer_names(src)
+    if target == "tflite":  # --keep-float said wrong before the first step runs (the second checks again)
+        from .selective import check_request
+
+        check_request(options["quantize"], options["keep_float"], options["max_float_layers"], layers)
     work = Path(tempfile.mkdtemp(prefix="tfmodelkit-convert-"))
     temporary = str(work / "savedmodel")
     label = f"{src} (as a SavedModel)"
@@ -177,7 +182,9 @@ def _through_savedmodel(
             first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
             if not first.ok:
                 return first, first
-            extra = {"source_label": label} if "source_label" in keyword_names(step) else {}
+            extra: dict[str, Any] = {"source_label": label} if "source_label" in keyword_names(step) else {}
+            if "source_layers" in keyword_names(step):
+                extra["source_layers"] = layers
             try:
                 second = step(
                     temporary, dst, **_step_options(step, {**options, "signature": "serving_default"}), **extra
@@ -236,6 +243,14 @@ def _to_keras(src: str, route: str, dst: str, options: dict[str, Any]) -> Conver
     return to_keras(src, dst, **_step_options(to_keras, options))
 
 
+def _layer_names(src: str) -> list[str] | None:
+    """The source's layer names (what ``--keep-float`` takes), None when its description has none."""
+    try:
+        return [layer.name for layer in read(src).layers] or None
+    except TFModelKitError:
+        return None
+
+
 def _has_rnn_layers(src: str) -> bool:
     from ..lint import RNN_LAYERS
 
@@ -266,6 +281,8 @@ def convert(
     all_signatures: bool = False,
     quantize: str = "none",
     calibration_data: str | None = None,
+    keep_float: str | Sequence[str] | None = None,
+    max_float_layers: int | None = None,
     select_tf_ops: bool = False,
     tags: str | None = None,
     unsafe: bool = False,

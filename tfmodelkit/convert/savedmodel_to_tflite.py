@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from ..loaders.savedmodel import load_savedmodel, savedmodel_load_error
 from ..loaders.tf import import_tensorflow, quiet_fds
 from ..options import checked_options
 from ..verify import SavedModelRunner, TFLiteRunner, generate_inputs, load_inputs
-from . import isolate
+from . import isolate, selective
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
@@ -193,6 +193,7 @@ class ConvertJob:
     stage: str = ""  # the staged output: the child writes the flatbuffer there
     destination: str = ""  # what the staged output becomes, for the reports
     spawned: float = 0.0  # time.time() when the child was started: its start-up counts as loading
+    keep_float: selective.KeepFloat | None = None  # --keep-float: layers left in float
 
 
 #: What runs in each stage of the child, for a crash message.
@@ -250,9 +251,16 @@ def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> Convers
             converter.representative_dataset = _calibration(
                 job.src_path, job.keys[0], job.calibration_data, job.verify.seed, steps
             )
-        flatbuffer = _convert(
-            tf, converter, job.source, job.src_path, job.keys, job.tags, job.select_tf_ops, report.details
-        )
+        if job.keep_float is not None:
+            flatbuffer = selective.quantize_selectively(
+                tf, converter, lambda c: _concrete_converter(tf, c, _loaded(job), job.keys), job.keep_float,
+                source=job.source, src_path=job.src_path, key=job.keys[0], verify=job.verify, progress=steps,
+                details=report.details,
+            )  # fmt: skip
+        else:
+            flatbuffer = _convert(
+                tf, converter, job.source, job.src_path, job.keys, job.tags, job.select_tf_ops, report.details
+            )
         Path(job.stage).write_bytes(flatbuffer)
     signatureless, flex = _describe_result(Path(job.stage), report, steps)
     if job.verify.enabled and flex:
@@ -272,6 +280,23 @@ def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> Convers
     return report
 
 
+def _loaded(job: ConvertJob) -> Any:
+    return load_savedmodel(job.src_path, sorted(job.tags) if job.tags else None, "converting to TFLite")
+
+
+def _keep_float(src_path: Path, keys: list[str], quantize: str, keep_float: str | Sequence[str] | None,
+                max_float_layers: int | None, source_layers: Sequence[str] | None) -> selective.KeepFloat | None:  # fmt: skip
+    """``--keep-float`` checked against the other options, with the model's Keras layer names."""
+    if keep_float is None and max_float_layers is None:
+        return None
+    if source_layers is None:  # a SavedModel written by Keras 2 / tf_keras names its layers
+        source_layers = [layer.name for layer in read(src_path, format="savedmodel").layers]
+    request = selective.check_request(quantize, keep_float, max_float_layers, source_layers)
+    if request is not None and len(keys) > 1:
+        raise UserError(f"--keep-float converts one signature; choose one of {', '.join(keys)} with --signature")
+    return request
+
+
 @checked_options
 def savedmodel_to_tflite(
     src: str | os.PathLike[str],
@@ -289,11 +314,17 @@ def savedmodel_to_tflite(
     keep_failed: bool = False,
     progress: ProgressSink | None = None,
     source_label: str | None = None,
+    keep_float: str | Sequence[str] | None = None,
+    max_float_layers: int | None = None,
+    source_layers: Sequence[str] | None = None,
 ) -> ConversionReport:
     """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
 
     A model with safety errors (ops reaching files, network or Python) is refused unless
     ``unsafe``. ``source_label`` names the source in reports when ``src`` is a temporary folder.
+    ``keep_float`` (layer names, or ``"auto"`` with at most ``max_float_layers``) leaves layers
+    of an int8 model in float (:mod:`.selective`); ``source_layers`` are the Keras layer names of
+    the model the SavedModel was made from.
     TensorFlow and LiteRT run in a child process (:func:`convert_in_child`): if they crash
     there, the conversion fails with :class:`~tfmodelkit.convert.isolate.ChildCrashed` and
     leaves nothing behind.
@@ -313,6 +344,7 @@ def savedmodel_to_tflite(
     job = ConvertJob(
         str(src), src_path, keys, tag_set, quantize, select_tf_ops, calibration_data,
         verify or VerifyOptions(), source_label, steps.quiet,
+        keep_float=_keep_float(src_path, keys, quantize, keep_float, max_float_layers, source_layers),
     )  # fmt: skip
     with staged_output(dst, overwrite) as stage:
         job.stage, job.destination, job.spawned = str(stage.path), str(stage.destination), time.time()
