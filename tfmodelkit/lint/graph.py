@@ -380,3 +380,33 @@ def _object_functions(obj: Any) -> list[str]:
     if kind == "bare_concrete_function":
         return [obj.bare_concrete_function.concrete_function_name]
     return []
+
+
+#: TF1 graph files the targets walk like a SavedModel's meta graph.
+TF1_GRAPHS = ("graphdef", "metagraph")
+#: Variable ops of TF1 graphs: a conversion freezes them into constants.
+TF1_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "ReadVariableOp"})
+
+
+def tf1_program(desc: Any) -> Program:
+    """A frozen GraphDef or a ``.meta`` (``desc`` is its description) as one meta graph, with the
+    description's signatures where the file has none (inferred: placeholders in, unconsumed out)."""
+    from ..formats.protos import tfmodelkit_pb2 as pb
+
+    path = Path(desc.path)
+    if desc.format == "graphdef":
+        from ..formats import graphdef
+
+        mg = pb.MetaGraphDef()
+        mg.graph_def.CopyFrom(graphdef.load(path))
+    else:
+        from ..formats.metagraph_variables import load
+
+        mg = load(path)
+    if not mg.signature_def:
+        for sig in desc.signatures:
+            sd = mg.signature_def[sig.key]
+            for side, specs in ((sd.inputs, sig.inputs), (sd.outputs, sig.outputs)):
+                for t in specs:
+                    side[t.name].name = t.tensor or f"{t.name}:0"
+    return Program(path.parent, mg)

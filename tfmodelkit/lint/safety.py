@@ -15,7 +15,7 @@ from typing import Any
 from ..description import Finding, ModelDescription
 from ..formats import keras_config as kc
 from ..formats.keras_config import CodeSite
-from .graph import RANK, Program, attr_strings
+from .graph import RANK, TF1_GRAPHS, Program, attr_strings, tf1_program
 from .tables import FIX, RISKY_OPS, Risk
 
 
@@ -58,6 +58,49 @@ def _judge(risk: Risk, node: Any, rank: int, reads_asset: bool) -> str | None:
     return "error"
 
 
+def _program_findings(program: Program, tags: str = "") -> list[Finding]:
+    """Risky ops of one meta graph's graph and function bodies, judged by where they run, and
+    asset file names that leave the folder."""
+    findings: list[Finding] = []
+    mg = program.mg
+    for body, nodes, reach_of in program.bodies():
+        for node in nodes:
+            risk = RISKY_OPS.get(node.op)
+            if risk is None:
+                continue
+            reach = reach_of[node.name]
+            asset = program.reads_asset(body, node, risk)
+            severity = _judge(risk, node, reach.rank(), asset)
+            if severity is None:
+                continue
+            where = f"function {body}, node {node.name}" if body else f"graph node {node.name}"
+            what = risk.what + (" (one of the model's own assets)" if asset else "")
+            if node.op == "PrintV2" and _writes_out(node):
+                what = "prints tensor values into a file"
+            findings.append(
+                Finding(
+                    severity,
+                    f"op {node.op} ({where}){tags}",
+                    f"{what}; {reach.describe()}; {FIX['asset' if asset else risk.kind]}",
+                    target="safety",
+                )
+            )
+    for asset in mg.asset_file_def:
+        name = asset.filename
+        parts = Path(name).parts
+        if os.path.isabs(name) or ".." in parts or "\\" in name:
+            findings.append(
+                Finding(
+                    "error",
+                    f"asset {name!r}",
+                    "its file name leaves assets/: loading resolves it outside the SavedModel; "
+                    "fix: re-export with the asset copied under assets/",
+                    target="safety",
+                )
+            )
+    return findings
+
+
 def _savedmodel_safety(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
     from ..formats import savedmodel as sm
 
@@ -71,41 +114,7 @@ def _savedmodel_safety(desc: ModelDescription) -> tuple[list[Finding], dict[str,
         counted["graph nodes"] += len(program.graph)
         counted["functions"] += len(program.library)
         tags = f" [tags {','.join(mg.meta_info_def.tags)}]" if several else ""
-        for body, nodes, reach_of in program.bodies():
-            for node in nodes:
-                risk = RISKY_OPS.get(node.op)
-                if risk is None:
-                    continue
-                reach = reach_of[node.name]
-                asset = program.reads_asset(body, node, risk)
-                severity = _judge(risk, node, reach.rank(), asset)
-                if severity is None:
-                    continue
-                where = f"function {body}, node {node.name}" if body else f"graph node {node.name}"
-                what = risk.what + (" (one of the model's own assets)" if asset else "")
-                if node.op == "PrintV2" and _writes_out(node):
-                    what = "prints tensor values into a file"
-                findings.append(
-                    Finding(
-                        severity,
-                        f"op {node.op} ({where}){tags}",
-                        f"{what}; {reach.describe()}; {FIX['asset' if asset else risk.kind]}",
-                        target="safety",
-                    )
-                )
-        for asset in mg.asset_file_def:
-            name = asset.filename
-            parts = Path(name).parts
-            if os.path.isabs(name) or ".." in parts or "\\" in name:
-                findings.append(
-                    Finding(
-                        "error",
-                        f"asset {name!r}",
-                        "its file name leaves assets/: loading resolves it outside the SavedModel; "
-                        "fix: re-export with the asset copied under assets/",
-                        target="safety",
-                    )
-                )
+        findings.extend(_program_findings(program, tags))
     lambdas = [layer.name for layer in desc.layers if layer.class_name == "Lambda"]
     if lambdas:
         findings.append(
@@ -185,4 +194,7 @@ def run(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
         return _keras_safety(desc)
     if desc.format == "tflite":
         return _tflite_safety(desc)
+    if desc.format in TF1_GRAPHS:  # a session runs its ops as a SavedModel's serving signature would
+        program = tf1_program(desc)
+        return _program_findings(program), {"graph nodes": len(program.graph), "functions": len(program.library)}
     return [], {"tensors": len(desc.weights)}  # a checkpoint is data: nothing in it runs

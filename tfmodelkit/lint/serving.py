@@ -125,7 +125,11 @@ def _savedmodel_serving(desc: ModelDescription, tags: str | None) -> tuple[list[
 
 
 _CONVERT_HINT = {
-    "checkpoint": "a checkpoint holds weights only; build a SavedModel with modelconv ckpt-to-savedmodel",
+    "checkpoint": "a checkpoint holds weights only; build a SavedModel with modelconv ckpt-to-savedmodel "
+    "(--model/--architecture, or --meta CKPT.meta for a TF1 graph)",
+    "graphdef": "convert it with modelconv convert GRAPH.pb SAVEDMODEL_DIR (--input-tensors/--output-tensors to "
+    "choose the signature)",
+    "metagraph": "convert it with its checkpoint beside it: modelconv convert MODEL.meta SAVEDMODEL_DIR",
     "keras_h5": "convert with modelconv h5-to-savedmodel",
     "keras_zip": "convert with modelconv keras-to-savedmodel",
     "tflite": "keep the SavedModel it was converted from (TF Serving's TFLite support is experimental)",

@@ -10,6 +10,7 @@ conversion itself checks the frozen signature's ops and refuses naming them).
 from __future__ import annotations
 
 from ..description import Finding, ModelDescription
+from .graph import TF1_GRAPHS, TF1_VARIABLE_OPS, tf1_program
 
 #: Layer classes tfjs-layers 4.x deserializes (``tf.layers.*`` registered names).
 TFJS_LAYERS = frozenset(
@@ -122,5 +123,14 @@ def run(desc: ModelDescription, _tags: str | None = None) -> tuple[list[Finding]
                      f"{op}: a conversion fails if the frozen signature still needs it; fix: build the model from ops TF.js has")
             for op, n in sorted(left.items())
         ], {"ops": sum(desc.ops.values())}  # fmt: skip
-    return [_finding("error", "model", f"a {desc.format}: TF.js models are made from Keras .h5/.keras files here; "
-                     "fix: convert its Keras source")], {}
+    if desc.format in TF1_GRAPHS:  # `convert` freezes its signature through a SavedModel
+        program = tf1_program(desc)
+        reached = {op: n for op, (n, _) in program.serving_ops().items()}
+        left = {op: n for op, n in reached.items() if op not in _FROZEN_AWAY | TF1_VARIABLE_OPS and op not in TFJS_OPS}
+        return [
+            _finding("error", f"op {op}", f"used {n} time{'s' if n != 1 else ''} by the signature; the TF.js graph "
+                     f"executor has no {op}; fix: build the model from ops TF.js has")
+            for op, n in sorted(left.items())
+        ], {"ops": sum(reached.values())}  # fmt: skip
+    return [_finding("error", "model", f"a {desc.format}: TF.js models are made from Keras .h5/.keras files, "
+                     "SavedModels and TF1 graphs here; fix: convert its Keras source or its graph")], {}

@@ -1,7 +1,7 @@
 """The ``tflite`` target: what stands between a model and LiteRT.
 
 For a SavedModel, the ops the serving signatures reach (graph and every function they call),
-classified by the op tables; for a ``.tflite``, custom and Flex ops, dynamic and string I/O,
+classified by the op tables (a frozen GraphDef or ``.meta`` likewise, through its signature); for a ``.tflite``, custom and Flex ops, dynamic and string I/O,
 quantization; for a Keras file, its recurrent layers.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..description import Finding, ModelDescription
-from .graph import Program
+from .graph import TF1_GRAPHS, TF1_VARIABLE_OPS, Program, tf1_program
 from .tables import (
     FILE_TABLE_INITS,
     FIX,
@@ -231,6 +231,15 @@ def _tflite_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int
     return findings, {"op kinds": len(desc.ops), "quantized tensors": checked_quant}
 
 
+def _graph_tflite(desc: ModelDescription) -> tuple[list[Finding], dict[str, int]]:
+    """A frozen GraphDef or ``.meta``: the ops its signature reaches, as for a SavedModel (its
+    variables become constants on the way: ``modelconv convert`` goes through a SavedModel)."""
+    program = tf1_program(desc)
+    census = {op: v for op, v in program.serving_ops().items() if op not in TF1_VARIABLE_OPS}
+    findings = [f for op in sorted(census) if (f := _tflite_op_finding(op, *census[op])) is not None]
+    return findings, {"op kinds": len(census)}
+
+
 def run(desc: ModelDescription, tags: str | None) -> tuple[list[Finding], dict[str, int]]:
     """TFLite findings of ``desc`` (SavedModel meta graph ``tags``) and what was counted."""
     fmt = desc.format
@@ -238,13 +247,21 @@ def run(desc: ModelDescription, tags: str | None) -> tuple[list[Finding], dict[s
         return _savedmodel_tflite(desc, tags)
     if fmt == "tflite":
         return _tflite_tflite(desc)
+    if fmt in TF1_GRAPHS:
+        return _graph_tflite(desc)
     if fmt == "checkpoint":
+        graph = desc.metadata.get("graph")
+        fix = (
+            f"its graph is {Path(graph).name} beside it: lint that, or convert with modelconv convert CKPT out.tflite"
+            if graph
+            else "build a SavedModel with modelconv ckpt-to-savedmodel (--model/--architecture, or --meta for a "
+            "TF1 graph), then convert or lint that"
+        )
         return [
             Finding(
                 "error",
                 "format",
-                "a checkpoint holds weights only, there is no graph to convert; fix: build a SavedModel with "
-                "modelconv ckpt-to-savedmodel, then convert or lint that",
+                f"a checkpoint holds weights only, there is no graph to convert; fix: {fix}",
                 target="tflite",
             )  # fmt: skip
         ], {}
