@@ -119,17 +119,26 @@ def test_float_tflite_matches_every_layer_and_says_how(tmp_path):
     assert r.context["samples"] == 8
 
 
-def test_two_keras_artifacts_compare_layer_by_layer(tmp_path):
-    import tf_keras
+def test_an_h5_and_the_savedmodel_made_from_it_compare_layer_by_layer():
+    # savedmodel/from_h5 is `modelconv h5-to-savedmodel` of the .h5: no Keras metadata, its graph
+    # is what is compared (frozen, every float tensor fetched), named by the layers' scopes.
+    src = FIXTURES / "keras_h5/tfkeras_full_adam.h5"
+    r = compare_layers(src, FIXTURES / "savedmodel/from_h5/tfkeras_full_adam", samples=4)
+    assert [(row.layer, row.matched_by) for row in r.layers] == [
+        ("measurements", "input"), ("dense", "name"), ("logits", "name")
+    ]
+    assert r.layer("dense").b_tensor.endswith("/dense_1/Relu:0")
+    assert all(row.max_abs < 1e-6 for row in r.layers)
+    assert r.unmatched == ("dropout",) and r.first_divergent_layer is None
 
-    src = FIXTURES / "keras_h5/tfkeras_sequential_shapes.h5"
-    model = tf_keras.models.load_model(src, compile=False)
-    model.save(tmp_path / "sm", save_format="tf")  # a SavedModel with keras_metadata.pb
-    r = compare_layers(src, tmp_path / "sm", samples=4)
-    assert [row.layer for row in r.layers][1:] == [layer.name for layer in model.layers]
-    assert all(row.matched_by in ("input", "name") for row in r.layers)
-    assert all(row.max_abs < 1e-5 for row in r.layers)
-    assert r.first_divergent_layer is None and r.unmatched == ()
+
+def test_a_savedmodel_keras_wrote_is_revived_as_a():
+    sm = FIXTURES / "savedmodel/tfkeras_functional"  # tf_keras model.save(dir): keras_metadata.pb
+    r = compare_layers(sm, sm, samples=4)
+    assert [(row.layer, row.matched_by) for row in r.layers] == [
+        ("pixels", "input"), ("hidden", "name"), ("classes", "name")
+    ]
+    assert all(row.max_abs < 1e-6 for row in r.layers)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +146,7 @@ def test_two_keras_artifacts_compare_layer_by_layer(tmp_path):
     [
         (INT8, H5, "has no Keras layers"),
         (H5, VERIFY, "golden outputs hold no layers"),
-        (H5, FIXTURES / "savedmodel/keras3_two_io", "does not expose its layers"),
+        (FIXTURES / "savedmodel/keras3_two_io", INT8, "does not expose its layers"),
     ],
 )
 def test_pairs_without_layers_are_refused_in_one_line_with_exit_2(a, b, says, capsys):

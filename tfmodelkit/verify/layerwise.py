@@ -46,12 +46,13 @@ from typing import Any
 
 import numpy as np
 
+from ..description import TensorSpec
 from ..errors import UnsupportedError, UserError
 from ..util import first_line, jsonable
 from .core import match_inputs
 from .inputs import DEFAULT_SAMPLES, generate_inputs, load_inputs
 from .runners import KerasRunner, QuantParams, TFLiteRunner
-from .runners.base import to_numpy
+from .runners.base import tf_dtype, tf_shape, to_numpy
 from .runners.tflite import quant_params
 from .tolerances import LAYER_TOLERANCES
 
@@ -299,6 +300,64 @@ def _tflite_side(
     return tensors
 
 
+def _graph_side(
+    folder: Path,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    layers: Sequence[str],
+    signature: str | None,
+    a_inputs: Sequence[TensorSpec],
+) -> list[_Tensor]:
+    """Every float tensor a SavedModel's signature computes on ``feeds``, in graph order, its inputs
+    first. The signature's graph is frozen (``convert_variables_to_constants_v2`` inlines the
+    function calls, so the ops keep the Keras scope names: ``StatefulPartitionedCall/model/dense/
+    BiasAdd``) and pruned to fetch them all: this is the graph the SavedModel serves, whatever
+    Keras (or no Keras) wrote it."""
+    from ..loaders.savedmodel import load_savedmodel
+    from ..loaders.tf import import_tensorflow, quiet_fds
+
+    tf = import_tensorflow("comparing SavedModel tensors")
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = load_savedmodel(folder, purpose="comparing a SavedModel layer by layer")
+    sigs = dict(loaded.signatures)
+    key = signature or ("serving_default" if "serving_default" in sigs else next(iter(sigs), None))
+    if key not in sigs:
+        raise UnsupportedError(f"{folder}: no signature {key!r} to compare (signatures: {', '.join(sigs) or 'none'})")
+    with quiet_fds():
+        frozen = convert_variables_to_constants_v2(sigs[key])
+    graph_def = frozen.graph.as_graph_def()
+    names = {t.name.split(":")[0]: t.name for t in frozen.inputs}
+    _, kwargs = sigs[key].structured_input_signature
+    order = [str(spec.name or k) for k, spec in sorted(kwargs.items())]
+    fetch = [
+        out.name
+        for op in frozen.graph.get_operations()
+        if op.type not in ("Const", "Placeholder", "NoOp")
+        for out in op.outputs
+        if out.dtype.is_floating
+    ]
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    graph = wrapped.graph
+    feeds_in = [graph.get_tensor_by_name(names.get(n, f"{n}:0")) for n in order]
+    pruned = wrapped.prune(feeds_in, [graph.get_tensor_by_name(n) for n in fetch])
+    input_names = [k for k, _ in sorted(kwargs.items())]
+    specs = [TensorSpec(k, tf_dtype(spec.dtype), tf_shape(spec.shape)) for k, spec in sorted(kwargs.items())]
+    match = match_inputs(a_inputs, specs)
+    if match.problem:
+        raise UserError(f"{folder}: {match.problem}")
+    a_of = {b: a for a, b in match.pairs}
+    runs = []
+    for feed in feeds:
+        values = [tf.constant(np.asarray(feed[a_of[k]])) for k in input_names]
+        runs.append([np.asarray(v) for v in pruned(*values)])
+    inputs = [_Tensor(a_of[k], (), _joined([np.asarray(f[a_of[k]]) for f in feeds]), "float32") for k in input_names]
+    tensors = [
+        _Tensor(n, _owners(n, layers), _joined([r[i] for r in runs]), str(runs[0][i].dtype))
+        for i, n in enumerate(fetch)
+    ]
+    return inputs + tensors
+
+
 # --------------------------------------------------------------------------------------- matching
 
 
@@ -515,6 +574,14 @@ def compare_layers(
             layer.name for layer in model.layers
         ])  # fmt: skip
         b_inputs = _tflite_inputs(b_runner, b_tensors, pairs)
+    elif b_fmt == "savedmodel":
+        if not unsafe:
+            from ..lint import require_safe
+
+            require_safe(b_path)
+        say(f"running {b_path}'s graph keeping every tensor")
+        b_tensors = _graph_side(b_path, feeds, [layer.name for layer in model.layers], signature, a_inputs)
+        b_inputs = {t.name: j for j, t in enumerate(b_tensors) if not t.owners and t.name in {s.name for s in a_inputs}}
     else:
         say(f"running {b_path} with every layer as an output")
         b_model, b_loader = _keras_model(candidate if isinstance(candidate, KerasRunner) else b_path, unsafe)
@@ -569,12 +636,11 @@ def check_pair(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str:
         raise UnsupportedError(
             f"{b}: --layerwise compares with a .tflite or a Keras-family model, not a {formats['b']}"
         )
-    for side in ("a", "b"):
-        if formats[side] == "savedmodel" and not read(where[side], format="savedmodel").layers:
-            raise UnsupportedError(
-                f"{where[side]}: a SavedModel without Keras metadata does not expose its layers; --layerwise needs "
-                "the Keras file it came from, or a SavedModel saved by tf_keras"
-            )
+    if formats["a"] == "savedmodel" and not read(where["a"], format="savedmodel").layers:
+        raise UnsupportedError(
+            f"{a}: a SavedModel without Keras metadata does not expose its layers; as A, --layerwise needs the "
+            "Keras file it came from (or a SavedModel saved by tf_keras); it can be B"
+        )
     return formats["b"]
 
 
