@@ -102,8 +102,8 @@ def test_int8_converter_killed_by_a_signal_is_one_line_and_leaves_nothing(crashi
     out = tmp_path / "out"
     out.mkdir()
     p = _modelconv(
-        "savedmodel-to-tflite", str(SAVEDMODEL), str(out / "m.tflite"), "--quantize", "int8", "-q",
-        env={**env, "CRASH_SIGNAL": signal_name},
+        "savedmodel-to-tflite", str(SAVEDMODEL), str(out / "m.tflite"), "--quantize", "int8",
+        "--allow-generated-calibration", "-q", env={**env, "CRASH_SIGNAL": signal_name},
     )  # fmt: skip
     line = _assert_one_crash_line(p, signal_name)
     assert str(SAVEDMODEL) in line and "TFLite converter" in line
@@ -130,7 +130,8 @@ def test_crash_in_the_keras_route_removes_its_temporary_savedmodel(crashing, tmp
     src = FIXTURES / "keras_h5/keras3_legacy.h5"
     out = tmp_path / "out"
     out.mkdir()
-    p = _modelconv("convert", str(src), str(out / "m.tflite"), "--quantize", "int8", "-q", env=env)
+    p = _modelconv("convert", str(src), str(out / "m.tflite"), "--quantize", "int8", "--allow-generated-calibration",
+                   "-q", env=env)  # fmt: skip
     line = _assert_one_crash_line(p, "SIGSEGV")
     assert f"{src} (as a SavedModel)" in line  # the source, not the temporary folder
     assert list(out.iterdir()) == []
@@ -148,7 +149,9 @@ def test_library_call_raises_the_crash_as_a_user_error(crashing, tmp_path, monke
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     lines: list[str] = []
     with pytest.raises(isolate.ChildCrashed, match=r"the convert stage crashed: .* killed by SIGSEGV") as caught:
-        savedmodel_to_tflite(SAVEDMODEL, tmp_path / "m.tflite", quantize="int8", progress=lines.append)
+        savedmodel_to_tflite(
+            SAVEDMODEL, tmp_path / "m.tflite", quantize="int8", allow_generated_calibration=True, progress=lines.append
+        )
     assert caught.value.exit_code == EXIT_USAGE and isinstance(caught.value, UserError)
     assert "int8 calibration" in str(caught.value)  # the hint for this mode
     # the child's warning reached the caller's progress before it died
@@ -169,7 +172,7 @@ def test_a_real_converter_crash_is_reported(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     p = _modelconv("convert", str(FIXTURES / "keras_h5/keras3_lstm.h5"), str(out / "m.tflite"),
-                   "--quantize", "int8", "-q", env=env)  # fmt: skip
+                   "--quantize", "int8", "--allow-generated-calibration", "-q", env=env)  # fmt: skip
     if p.returncode == 0:
         assert [f.name for f in out.iterdir()] == ["m.tflite"]
     else:

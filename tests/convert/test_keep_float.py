@@ -64,9 +64,9 @@ def test_bad_requests_are_refused_before_tensorflow_runs(outlier_model, tmp_path
     with pytest.raises(UserError, match="only used with --quantize int8"):
         convert(src, dst, quantize="dynamic", keep_float="outlier")
     with pytest.raises(UserError, match="only used with --keep-float auto"):
-        convert(src, dst, quantize="int8", keep_float="outlier", max_float_layers=2)
+        convert(src, dst, quantize="int8", calibration_data=str(calibration), keep_float="outlier", max_float_layers=2)
     with pytest.raises(UserError, match="either 'auto' or layer names"):
-        convert(src, dst, quantize="int8", keep_float="auto,outlier")
+        convert(src, dst, quantize="int8", calibration_data=str(calibration), keep_float="auto,outlier")
     assert modelconv(["convert", str(src), str(dst), "--keep-float", "outlier", "-q"]) == 2
     assert not dst.exists()
 

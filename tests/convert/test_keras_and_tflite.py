@@ -61,30 +61,28 @@ def test_keras_to_tflite_every_quantization(quantize, atol, tmp_path):
 
     src = FIXTURES / "keras_zip/functional_multi_io.keras"
     dst = tmp_path / "m.tflite"
-    report = convert(src, dst, quantize=quantize)
+    report = convert(src, dst, quantize=quantize, **({"allow_generated_calibration": True} if quantize == "int8" else {}))
     assert report.ok and report.route == ["keras_zip", "savedmodel", "tflite"]
     assert len(report.verification) == 2 and all(v["ok"] for v in report.verification)
     assert report.verification[1]["context"]["candidate"]["path"] == str(dst)
     runner = Interpreter(model_path=str(dst)).get_signature_runner("serving_default")
     x, y = _io("keras_zip_functional_multi_io")
     if quantize == "int8":
-        # Calibration used generated inputs in [-1, 1): compare on fresh inputs of that range.
+        # Calibration used generated inputs in [-1, 1): compare on fresh inputs of that range. The
+        # inputs and outputs stay float32 (TensorFlow's default): the model quantizes them itself.
         from tfmodelkit.verify import KerasRunner, generate_inputs
 
+        assert report.calibration == {"source": "generated", "samples": 128}
+        assert all(d["dtype"] == np.float32 for d in runner.get_input_details().values())
         keras_runner = KerasRunner(src)
         x = generate_inputs(keras_runner.inputs, seed=123, batch=4)
         y = keras_runner.run(x)
-        details = runner.get_input_details()
-        feed = {}
-        for k, v in x.items():
-            scale, zp = details[k]["quantization"]
-            feed[k] = np.clip(np.round(v / scale + zp), -128, 127).astype(np.int8)
-        out = runner(**feed)
-        out_details = runner.get_output_details()
-        got = {k: (v.astype(np.float32) - out_details[k]["quantization"][1]) * out_details[k]["quantization"][0] for k, v in out.items()}
+        got = runner(**x)
+        quantized = report.verification[1]["context"]["candidate"]["dequantized_in_model"]
         for k in y:
-            step = out_details[k]["quantization"][0]
-            # generated calibration (16 samples): a few elements land up to ~12 steps off
+            assert got[k].dtype == np.float32
+            step = quantized[k]["scale"][0]
+            # generated calibration: a few elements land up to ~12 steps off
             assert np.max(np.abs(got[k] - y[k])) <= 16 * step
             assert np.mean(np.abs(got[k] - y[k])) <= 3 * step
     else:
@@ -123,10 +121,12 @@ def test_occupied_destination_is_refused_and_untouched(tmp_path):
 def test_failed_verification_leaves_nothing_unless_keep_failed(tmp_path):
     src = FIXTURES / "savedmodel/keras3_two_io"
     strict = VerifyOptions(atol=0.0, rtol=0.0)
-    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict)
+    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", allow_generated_calibration=True, verify=strict)
     assert not report.ok and not (tmp_path / "q.tflite").exists()
     assert list(tmp_path.iterdir()) == []
-    report = savedmodel_to_tflite(src, tmp_path / "q.tflite", quantize="int8", verify=strict, keep_failed=True)
+    report = savedmodel_to_tflite(
+        src, tmp_path / "q.tflite", quantize="int8", allow_generated_calibration=True, verify=strict, keep_failed=True
+    )
     assert not report.ok and report.kept_failed and (tmp_path / "q.tflite").exists()
 
 
@@ -169,7 +169,7 @@ def test_cli_report_and_exit_codes(tmp_path):
     p = _modelconv("keras-to-savedmodel", str(FIXTURES / "keras_h5/tfkeras_full_adam.h5"), str(tmp_path / "x"))
     assert p.returncode == 2 and "h5-to-savedmodel" in p.stderr
     p = _modelconv("savedmodel-to-tflite", str(FIXTURES / "savedmodel/keras3_two_io"), str(tmp_path / "q.tflite"),
-                   "--quantize", "int8", "--atol", "0", "--rtol", "0", "-q")  # fmt: skip
+                   "--quantize", "int8", "--allow-generated-calibration", "--atol", "0", "--rtol", "0", "-q")  # fmt: skip
     assert p.returncode == 1 and not (tmp_path / "q.tflite").exists()
 
 

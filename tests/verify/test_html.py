@@ -437,4 +437,61 @@ def test_page_renders_in_headless_chromium(tmp_path):
         return float(np.all(np.abs(flat - rgb) <= 6, axis=1).mean())
 
     assert share("#fdecea") > 0.01, "the FAIL banner's background is not there"  # the verdict, styled
-    assert share("#3b6ea5") > 0.001, "no histogram bars or points"  # the first output's SVG plots
+    # The first output's SVG plots: every error of its is beyond atol, so its bars and points are red.
+    assert share("#c0392b") > 0.001, "no failing histogram bars or points"
+
+
+def _saturated() -> VerificationReport:
+    """An int8 output (scale 0.02: [-2.56, 2.54]) whose reference goes down to -4: a quarter of
+    its elements are pinned at -2.56."""
+    from tfmodelkit.verify import QuantParams
+    from tfmodelkit.verify.saturation import with_saturation
+
+    q = QuantParams("int8", (0.02,), (0,))
+    e = {"y": np.linspace(-4.0, 2.0, 600, dtype=np.float32).reshape(60, 10)}
+    a = {"y": q.dequantize(q.quantize(e["y"]))}
+    return with_saturation(_report(e, a, per_output={"y": (0.08, None)}), e, a, {"y": q})
+
+
+def test_saturated_points_and_failing_bars_are_coloured():
+    from tfmodelkit.verify.html_plots import AMBER, PURPLE, RED, decade_colours
+
+    report = _saturated()
+    (o,) = report.outputs
+    assert o.saturation_finding and not o.ok
+    page = render_html(report)
+    assert "SATURATED (finding)" in page and "saturated at the int8 limits" in page
+    assert f'stroke="{PURPLE}"' in page  # the saturated points, and the dotted limit lines
+    colours = decade_colours(o)
+    assert RED in colours and colours[-1] == RED  # the largest errors: beyond atol
+    assert all(c == RED for c, low in zip(colours, o.histogram.edges, strict=False) if low >= o.atol)
+    assert f'fill="{RED}"' in page and "beyond atol (failing)" in page
+    assert AMBER in colours or all(h <= o.atol or lo >= o.atol for lo, h in zip(o.histogram.edges, o.histogram.edges[1:], strict=False))
+    # A passing report keeps its bars blue, even the ones above atol that rtol passed.
+    assert set(decade_colours(_passing().outputs[0])) <= {"#3b6ea5"}
+
+
+def test_saturated_page_renders_in_headless_chromium(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from tfmodelkit.verify.html_plots import PURPLE, RED
+
+    page = tmp_path / "report.html"
+    write_html(_saturated(), page)
+    shot = tmp_path / "shot.png"
+    cmd = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2400",
+        page.as_uri(),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert shot.is_file(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    flat = read_png(shot)[:, :, :3].astype(np.int16).reshape(-1, 3)
+
+    def share(colour: str) -> float:
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        return float(np.all(np.abs(flat - rgb) <= 24, axis=1).mean())
+
+    assert share(PURPLE) > 0.0001, "no saturated points drawn"  # about 500 pixels: the pinned points
+    assert share(RED) > 0.0005, "no failing histogram bars drawn"

@@ -29,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     v = p.add_argument_group("verification")
     v.add_argument("--no-verify", action="store_true", help="skip the numerical verification")
-    v.add_argument("--inputs", metavar="X.npz", help="verify on these inputs instead of generated ones")
+    v.add_argument("--inputs", metavar="X.npz|DIR", help="verify on these inputs (an .npz, or a folder of <input>.npy files); default: held-out samples of --calibration-data, else generated ones")
     v.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
     v.add_argument("--samples", type=int, metavar="N", help="how many generated samples to verify on (default 32; all of --inputs when given)")
     v.add_argument("--batch", type=int, metavar="N", help="samples per run where the batch is dynamic (default: all at once; a fixed batch runs as often as it takes)")
@@ -66,7 +66,9 @@ def _tflite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--signature", metavar="KEY", help="signature to convert (default serving_default)")
     p.add_argument("--all-signatures", action="store_true", help="keep every serving signature")
     p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8"), default="none", help="post-training quantization (default none)")
-    p.add_argument("--calibration-data", metavar="DATA.npz", help="representative inputs for --quantize int8 (else generated, with a warning)")
+    p.add_argument("--calibration-data", metavar="DATA.npz|DIR", help="representative inputs for --quantize int8 (required): an .npz of arrays named after the model's inputs, or a folder of <input>.npy files, first dimension = samples; one sample in four (at most --samples) is held out to verify on unless --inputs is given")
+    p.add_argument("--allow-generated-calibration", action="store_true", help="--quantize int8 without --calibration-data: calibrate on generated inputs; the result is marked as such")
+    p.add_argument("--io-dtype", choices=("float32", "int8", "uint8"), default="float32", help="--quantize int8: type of the model's inputs and outputs (default float32, TensorFlow's default; int8/uint8 for integer-only runtimes)")
     p.add_argument("--keep-float", metavar="LAYER[,LAYER...]|auto", help="with --quantize int8: leave these layers in float, or 'auto': the fewest layers (worst quantized first) that make the model verify")
     p.add_argument("--max-float-layers", type=int, metavar="N", help="with --keep-float auto: keep at most N layers float (default a quarter of the layers, at least 1)")
     p.add_argument("--select-tf-ops", action="store_true", help="allow TensorFlow ops through Flex when TFLite has no builtin for them")
@@ -245,6 +247,8 @@ def _tflite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "all_signatures": args.all_signatures,
         "quantize": args.quantize,
         "calibration_data": args.calibration_data,
+        "allow_generated_calibration": args.allow_generated_calibration,
+        "io_dtype": args.io_dtype,
         "keep_float": args.keep_float,
         "max_float_layers": args.max_float_layers,
         "select_tf_ops": args.select_tf_ops,

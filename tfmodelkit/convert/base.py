@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ class ConversionReport:
     details: dict[str, Any] = field(default_factory=dict)
     ok: bool = True
     kept_failed: bool = False
+    #: int8 conversions: what calibrated them ({"source": "given" | "generated", "samples": N, ...}).
+    calibration: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,18 +187,31 @@ def run_verification(
     kind: str,
     progress: Progress,
     label: str,
+    *,
+    feed: Mapping[str, Any] | None = None,
+    inputs_source: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Verify ``candidate`` against ``reference`` and record the figures in the report."""
+    """Verify ``candidate`` against ``reference`` and record the figures in the report.
+
+    The inputs are ``options.inputs``, else ``feed`` (from ``inputs_source``: held-out
+    calibration samples), else generated; ``calibration`` (how an int8 candidate was calibrated)
+    goes into the report's context, where the text report and the verdict show it."""
+    import dataclasses
+
     from ..verify import compare_runners, format_report, load_inputs
 
     atol, rtol, steps = route_tolerances(kind, options.atol, options.rtol)
-    feed = load_inputs(options.inputs, reference.inputs) if options.inputs else None
+    if options.inputs:
+        feed, inputs_source = load_inputs(options.inputs, reference.inputs), "given"
     with progress.stage("verify", f"{label}: running both on the same inputs"):
         result = compare_runners(
             reference, candidate, feed=feed, seed=options.seed, samples=options.samples, batch=options.batch,
-            ranges=options.ranges,
+            ranges=options.ranges, inputs_source=inputs_source,
             atol=atol, rtol=rtol, quantized_steps=steps,
         )  # fmt: skip
+    if calibration is not None:
+        result = dataclasses.replace(result, context={**result.context, "calibration": dict(calibration)})
     entry = result.as_dict()
     entry["label"] = label
     entry["inputs_file"] = options.inputs
@@ -206,12 +221,23 @@ def run_verification(
     return result
 
 
+def _entry_label(entry: Mapping[str, Any]) -> str:
+    """A verification's label and what it ran on: "SavedModel vs TFLite [x] on 32 generated samples"."""
+    from ..verify.report import inputs_phrase, saturated_phrase
+
+    context = entry.get("context") or {}
+    on = f" on {inputs_phrase(context)}" if context.get("samples") else ""
+    return f"{entry.get('label', '?')}{on}{saturated_phrase(entry.get('outputs') or [])}"
+
+
 def summary_line(report: ConversionReport) -> str:
     total = sum(report.timings.values())
     if not report.verification:
         verdict = "not verified"
     else:
-        failed = [v.get("label", "?") for v in report.verification if not v.get("ok")]
-        labels = "; ".join(str(v.get("label", "?")) for v in report.verification)
+        failed = [_entry_label(v) for v in report.verification if not v.get("ok")]
+        labels = "; ".join(_entry_label(v) for v in report.verification)
         verdict = f"FAILED verification: {'; '.join(failed)}" if failed else f"verified: {labels}"
+    if report.calibration and report.calibration.get("source") == "generated":
+        verdict += "; int8 calibrated on generated data, not representative inputs"
     return f"{report.source} -> {report.destination} ({' -> '.join(report.route)}; {verdict}; {total:.1f} s)"

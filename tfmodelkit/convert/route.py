@@ -29,6 +29,7 @@ from ..errors import TFModelKitError, UnsupportedError, UserError
 from ..formats import detect, read
 from ..options import checked_options, given, keyword_names
 from .base import ConversionReport, ProgressSink, VerifyOptions
+from .calibration import check_options as check_calibration_options
 from .savedmodel_to_tflite import TensorListError
 
 #: What ``convert`` writes, by the destination's name (anything else names a SavedModel folder).
@@ -220,6 +221,7 @@ def _joined(src: str, fmt: str, dst: str, target: str, first: ConversionReport, 
         details={"savedmodel": first.details, target: second.details},
         ok=first.ok and second.ok,
         kept_failed=second.kept_failed,
+        calibration=second.calibration,
     )  # fmt: skip
 
 
@@ -281,6 +283,8 @@ def convert(
     all_signatures: bool = False,
     quantize: str = "none",
     calibration_data: str | None = None,
+    allow_generated_calibration: bool = False,
+    io_dtype: str = "float32",
     keep_float: str | Sequence[str] | None = None,
     max_float_layers: int | None = None,
     select_tf_ops: bool = False,
@@ -320,6 +324,8 @@ def convert(
     first_step = _first_step(src, fmt, options)
     steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
     _refuse_unused(src, f"{fmt} -> {target}", options, steps)
+    if target == "tflite":  # int8 without calibration data is refused before TensorFlow loads
+        check_calibration_options(quantize, calibration_data, allow_generated_calibration, io_dtype)
     if target == "savedmodel":
         if fmt == "savedmodel":
             raise UnsupportedError(

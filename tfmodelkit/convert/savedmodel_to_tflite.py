@@ -1,8 +1,9 @@
 """SavedModel -> TFLite with ``tf.lite.TFLiteConverter.from_saved_model``, verified with LiteRT.
 
 Quantization modes: ``none`` (float32), ``dynamic`` (int8 weights, float activations),
-``float16`` (float16 weights) and ``int8`` (full integer, int8 inputs and outputs, calibrated
-on ``--calibration-data`` or, with a warning, on generated inputs).
+``float16`` (float16 weights) and ``int8`` (full integer; float32 inputs and outputs unless
+``io_dtype`` asks for int8 or uint8 ones; calibrated on ``--calibration-data``, or on generated
+inputs with ``allow_generated_calibration``: see :mod:`.calibration`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ..lint import require_safe
 from ..loaders.savedmodel import load_savedmodel, savedmodel_load_error
 from ..loaders.tf import import_tensorflow, quiet_fds
 from ..options import checked_options
-from ..verify import SavedModelRunner, TFLiteRunner, generate_inputs, load_inputs
+from ..verify import DEFAULT_SAMPLES, SavedModelRunner, TFLiteRunner
+from . import calibration as calib
 from . import isolate, selective
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 
@@ -32,12 +34,6 @@ QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
 class TensorListError(UnsupportedError):
     """RNN layers traced with a dynamic batch: TFLite builtins need their batch size fixed."""
-
-#: Generated int8 calibration: this many samples, seeded apart from the ones verification draws
-#: (verification runs 32 samples; 16 calibration samples left their ranges too narrow to pass it).
-CALIBRATION_BATCHES = 128
-CALIBRATION_SEED_OFFSET = 1000
-
 
 def _signature_keys(src: Path, signature: str | None, all_signatures: bool) -> list[str]:
     desc = read(src, format="savedmodel")
@@ -50,32 +46,6 @@ def _signature_keys(src: Path, signature: str | None, all_signatures: bool) -> l
     if wanted not in keys:
         raise UserError(f"{src}: no signature {wanted!r}; it has {', '.join(keys)} (use --signature KEY)")
     return [wanted]
-
-
-def _calibration(src: Path, key: str, data: str | None, seed: int, progress: Progress) -> Any:
-    """A representative dataset generator for int8 calibration."""
-    runner = SavedModelRunner(src, signature=key, safe_mode=False)  # the caller checked safety
-    if data:
-        arrays = load_inputs(data, runner.inputs)
-        first = next(iter(arrays.values()))
-        count = int(first.shape[0]) if first.ndim else 1
-
-        def dataset() -> Any:
-            for i in range(count):
-                yield {k: v[i : i + 1] for k, v in arrays.items()}
-
-        return dataset
-    message = (
-        "int8 calibration on generated inputs (uniform in [-1, 1)): the quantization ranges may not "
-        "fit real data; pass --calibration-data data.npz with representative inputs"
-    )
-    progress.warn(message)
-
-    def generated() -> Any:
-        for i in range(CALIBRATION_BATCHES):
-            yield generate_inputs(runner.inputs, seed=seed + CALIBRATION_SEED_OFFSET + i, batch=1)
-
-    return generated
 
 
 _UNSUPPORTED_OP = re.compile(r"'tf\.([A-Z][A-Za-z0-9_]*)'")
@@ -190,6 +160,8 @@ class ConvertJob:
     verify: VerifyOptions
     source_label: str | None
     quiet: bool  # the caller takes no progress lines
+    io_dtype: str = "float32"  # int8 models: their inputs' and outputs' type
+    allow_generated_calibration: bool = False
     stage: str = ""  # the staged output: the child writes the flatbuffer there
     destination: str = ""  # what the staged output becomes, for the reports
     spawned: float = 0.0  # time.time() when the child was started: its start-up counts as loading
@@ -245,12 +217,13 @@ def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> Convers
     steps = _ChildSteps(report, job, channel)
     with steps.stage("load", "importing TensorFlow's converter"):
         tf = import_tensorflow("converting to TFLite")
+    calibration = None
     with steps.stage("convert", f"converting {', '.join(job.keys)} (quantize: {job.quantize})"):
-        converter = _converter(tf, job.src_path, job.keys, job.tags, job.quantize, job.select_tf_ops)
+        converter = _converter(tf, job.src_path, job.keys, job.tags, job.quantize, job.select_tf_ops, job.io_dtype)
         if job.quantize == "int8":
-            converter.representative_dataset = _calibration(
-                job.src_path, job.keys[0], job.calibration_data, job.verify.seed, steps
-            )
+            calibration = _calibrate(job, steps)
+            converter.representative_dataset = calibration.dataset
+            report.calibration = calibration.as_dict()
         if job.keep_float is not None:
             flatbuffer = selective.quantize_selectively(
                 tf, converter, lambda c: _concrete_converter(tf, c, _loaded(job), job.keys), job.keep_float,
@@ -275,7 +248,12 @@ def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> Convers
                     ref.shown = job.source_label
                 cand = TFLiteRunner(Path(job.stage), signature=None if signatureless else key)
                 cand.shown = job.destination
-            result = run_verification(ref, cand, job.verify, kind, steps, f"SavedModel vs TFLite [{key}]")
+            held = calibration.held_out if calibration is not None and key == job.keys[0] else None
+            result = run_verification(
+                ref, cand, job.verify, kind, steps, f"SavedModel vs TFLite [{key}]",
+                feed=held, inputs_source="calibration" if held is not None else None,
+                calibration=report.calibration,
+            )  # fmt: skip
             report.ok = report.ok and result.ok
     return report
 
@@ -297,6 +275,29 @@ def _keep_float(src_path: Path, keys: list[str], quantize: str, keep_float: str 
     return request
 
 
+def _calibrate(job: ConvertJob, steps: Progress) -> calib.Calibration:
+    """The calibration of ``job``; held-out samples for verification when it gives no inputs."""
+    hold_out = 0 if job.verify.inputs or not job.verify.enabled else (job.verify.samples or DEFAULT_SAMPLES)
+    calibration = calib.make_calibration(
+        job.src_path, job.keys[0], job.calibration_data, seed=job.verify.seed, hold_out=hold_out,
+        ranges=job.verify.ranges,
+    )  # fmt: skip
+    if calibration.source == "generated":
+        steps.warn(calib.generated_warning(calibration))
+    elif calibration.held_out is not None:
+        held = calibration.as_dict()["held_out"]
+        steps.say(
+            f"[convert] calibrating on {calibration.samples} samples of {job.calibration_data}; "
+            f"{held} held out for verification"
+        )
+    elif hold_out:
+        steps.warn(
+            f"{job.calibration_data}: {calibration.samples} calibration samples, too few to hold any out "
+            f"(one in {calib.HELD_OUT_SHARE}): verification runs on generated inputs (pass --inputs to choose them)"
+        )
+    return calibration
+
+
 @checked_options
 def savedmodel_to_tflite(
     src: str | os.PathLike[str],
@@ -306,6 +307,8 @@ def savedmodel_to_tflite(
     all_signatures: bool = False,
     quantize: str = "none",
     calibration_data: str | None = None,
+    allow_generated_calibration: bool = False,
+    io_dtype: str = "float32",
     select_tf_ops: bool = False,
     tags: str | None = None,
     unsafe: bool = False,
@@ -325,14 +328,16 @@ def savedmodel_to_tflite(
     ``keep_float`` (layer names, or ``"auto"`` with at most ``max_float_layers``) leaves layers
     of an int8 model in float (:mod:`.selective`); ``source_layers`` are the Keras layer names of
     the model the SavedModel was made from.
+    ``quantize="int8"`` needs ``calibration_data`` (verification then runs on held-out samples of
+    it unless ``verify.inputs`` is given) or ``allow_generated_calibration``; ``io_dtype`` keeps
+    its inputs and outputs float32 (the default) or makes them int8/uint8.
     TensorFlow and LiteRT run in a child process (:func:`convert_in_child`): if they crash
     there, the conversion fails with :class:`~tfmodelkit.convert.isolate.ChildCrashed` and
     leaves nothing behind.
     """
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
-    if calibration_data and quantize != "int8":
-        raise UserError("--calibration-data is only used with --quantize int8")
+    calib.check_options(quantize, calibration_data, allow_generated_calibration, io_dtype)
     src_path = savedmodel_format.resolve(src).folder
     if not unsafe:  # conversion loads the model and verification runs it
         require_safe(src_path, format="savedmodel")
@@ -340,10 +345,12 @@ def savedmodel_to_tflite(
     steps = Progress(report, progress)
     keys = _signature_keys(src_path, signature, all_signatures)
     report.details.update(signatures=keys, quantize=quantize, select_tf_ops=select_tf_ops)
+    if quantize == "int8":
+        report.details["io_dtype"] = io_dtype
     tag_set = {t.strip() for t in tags.split(",")} if tags else None
     job = ConvertJob(
         str(src), src_path, keys, tag_set, quantize, select_tf_ops, calibration_data,
-        verify or VerifyOptions(), source_label, steps.quiet,
+        verify or VerifyOptions(), source_label, steps.quiet, io_dtype, allow_generated_calibration,
         keep_float=_keep_float(src_path, keys, quantize, keep_float, max_float_layers, source_layers),
     )  # fmt: skip
     with staged_output(dst, overwrite) as stage:
@@ -355,6 +362,7 @@ def savedmodel_to_tflite(
         report.details.update(done.details)
         report.verification += done.verification
         report.warnings += done.warnings
+        report.calibration = done.calibration
         report.ok = done.ok
         if report.ok or keep_failed:
             stage.commit()
@@ -362,7 +370,10 @@ def savedmodel_to_tflite(
     return report
 
 
-def _converter(tf: Any, src_path: Path, keys: list[str], tag_set: set[str] | None, quantize: str, select_tf_ops: bool) -> Any:
+def _converter(
+    tf: Any, src_path: Path, keys: list[str], tag_set: set[str] | None, quantize: str, select_tf_ops: bool,
+    io_dtype: str = "float32",
+) -> Any:  # fmt: skip
     """``TFLiteConverter.from_saved_model`` set up for ``quantize`` (calibration data aside)."""
     try:
         with quiet_fds(replay=False):
@@ -376,8 +387,10 @@ def _converter(tf: Any, src_path: Path, keys: list[str], tag_set: set[str] | Non
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if io_dtype != "float32":
+            # TensorFlow's default keeps float32 inputs and outputs (a QUANTIZE op after each
+            # input, a DEQUANTIZE before each output); integer I/O only when asked.
+            converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
     if select_tf_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
         # RNN loops with a dynamic batch then stay TensorList ops run by Flex, as the

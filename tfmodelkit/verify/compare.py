@@ -22,6 +22,9 @@ import numpy as np
 from ..util import dtype_family, jsonable
 from .tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
+#: A quantized output with more than this share of its elements saturated is a finding.
+SATURATION_FINDING = 0.01
+
 MATCHED_BY_NAME = "name"
 MATCHED_BY_POSITION = "position"
 #: The two sides do not have the same outputs; commonly named ones are still compared.
@@ -94,6 +97,17 @@ class OutputComparison:
     #: For 2-D float outputs with at least two columns: fraction of rows whose argmax agrees.
     top1_agreement: float | None = None
     histogram: ErrorHistogram | None = None
+    #: Outputs that come from int8/uint8 integers (:mod:`~tfmodelkit.verify.saturation`): the real
+    #: range the integers represent, one integer step, the elements clipped at a limit (the
+    #: reference lies beyond it), the elements at a limit at all, and the share of the expected
+    #: values' range that the quantized range covers.
+    quantized_dtype: str | None = None
+    quantized_range: tuple[float, float] | None = None
+    quantized_step: float | None = None
+    saturated: int = 0
+    saturated_fraction: float | None = None
+    at_limits_fraction: float | None = None
+    representable_fraction: float | None = None
 
     @property
     def shape_match(self) -> bool:
@@ -129,7 +143,13 @@ class OutputComparison:
             d[key] = jsonable(getattr(self, key))
         d["shape_match"] = self.shape_match
         d["dtype_match"] = self.dtype_match
+        d["saturation_finding"] = self.saturation_finding
         return d
+
+    @property
+    def saturation_finding(self) -> bool:
+        """More than :data:`SATURATION_FINDING` of the elements clipped at the integer limits."""
+        return self.saturated_fraction is not None and self.saturated_fraction > SATURATION_FINDING
 
 
 @dataclass(frozen=True)

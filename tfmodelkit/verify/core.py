@@ -21,6 +21,7 @@ from .compare import DEFAULT_ATOL, DEFAULT_RTOL, MATCHED_MISMATCH, VerificationR
 from .hints import InputHint
 from .inputs import DEFAULT_DIM, DEFAULT_SAMPLES, feed_summary, generate_inputs, value_choice
 from .runners import Runner, runner_for
+from .saturation import with_saturation
 
 
 def _dims_agree(a: TensorSpec, b: TensorSpec) -> bool:
@@ -109,9 +110,11 @@ def _merged_shapes(
 def quantized_tolerances(
     runner: Any, steps: float, atol: float = DEFAULT_ATOL
 ) -> dict[str, tuple[float, None]]:
-    """Per-output ``(atol, None)`` of ``steps`` output quantization steps for dequantized outputs."""
+    """Per-output ``(atol, None)`` of ``steps`` output quantization steps for outputs that come
+    from quantized integers (dequantized by the runner or by the model itself)."""
     out: dict[str, tuple[float, None]] = {}
-    for name, q in getattr(runner, "dequantized_outputs", {}).items():
+    quantized = getattr(runner, "output_quantization", None) or getattr(runner, "dequantized_outputs", {})
+    for name, q in quantized.items():
         out[name] = (max(float(atol), float(steps) * max(abs(s) for s in q.scale)), None)
     return out
 
@@ -220,7 +223,9 @@ def compare_runners(
         feeds, how = _generated(ref, cand, match, cand_specs, fixed, seed, samples, batch, shapes, ranges)
     else:
         feeds = _split(feed, fixed)
-        how = {k: f"given ({context['inputs_source']})" for k in feed}
+        source = context["inputs_source"]
+        given = "held out from the calibration data" if source == "calibration" else f"given ({source})"
+        how = dict.fromkeys(feed, given)
     expected = _join([ref.run(f) for f in feeds])
     actual = _join([cand.run({c: f[r] for r, c in match.pairs if r in f}) for f in feeds])
     feed = _join(feeds)
@@ -237,8 +242,13 @@ def compare_runners(
     if quantized_steps is not None:
         tolerances.update(quantized_tolerances(cand, quantized_steps, atol))
     tolerances.update(per_output or {})
+    quantized = dict(getattr(cand, "output_quantization", None) or dequantized)
+    for name, q in quantized.items():
+        if name not in dequantized:
+            notes.append(f"candidate output {name} is dequantized inside the model from {q.dtype} (scale {q.scale[0]:.4g})")
     report = compare(expected, actual, atol=atol, rtol=rtol, per_output=tolerances, notes=notes)
-    if not report.ok and dequantized and quantized_steps is None:
+    report = with_saturation(report, expected, actual, quantized)
+    if not report.ok and quantized and quantized_steps is None:
         report = dataclasses.replace(
             report,
             notes=(

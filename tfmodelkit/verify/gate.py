@@ -166,7 +166,7 @@ def verify_models(
         report = compare_runners(
             ref, cand, feed=feed, seed=seed, samples=samples, batch=batch, shapes=shapes, ranges=ranges,
             atol=atol_v, rtol=rtol_v, per_output=per_output,
-            quantized_steps=steps if getattr(cand, "dequantized_outputs", None) else None,
+            quantized_steps=steps if getattr(cand, "output_quantization", None) else None,
         )  # fmt: skip
         if quantized is not None:
             report = quantized.annotate(report, rtol_v)

@@ -34,6 +34,7 @@ from .html_plots import (
     spec_html,
     value_text,
 )
+from .report import calibration_phrase, saturation_line
 
 __all__ = ["MAX_SCATTER_POINTS", "render_html", "sample_points", "write_html"]
 
@@ -188,6 +189,10 @@ def _inputs_section(report: VerificationReport) -> str:
         how = "not recorded"
     matched = ctx.get("inputs_matched_by")
     rows = [("source", how)]
+    calibration = calibration_phrase(ctx)
+    if calibration:
+        generated = isinstance(ctx.get("calibration"), Mapping) and ctx["calibration"].get("source") == "generated"
+        rows.append(("int8 calibration", f'<span class="bad">{esc(calibration)}</span>' if generated else esc(calibration)))
     if matched == "mismatch":
         rows.append(("fed by", '<span class="bad">not run: the models take different inputs</span>'))
     elif matched:
@@ -332,6 +337,9 @@ def _output_card(report: VerificationReport, o: OutputComparison, index: int) ->
         f'<span class="muted mono">{esc(o.expected_dtype)}{esc(shape_text(o.expected_shape))}</span></header>',
         f'<p class="line">{esc(o.summary())}</p>',
     ]
+    saturation = saturation_line(o)
+    if saturation:
+        parts.append(f'<p class="line{" bad" if o.saturation_finding else ""}">{esc(saturation)}</p>')
     if o.problem:
         parts.append(f'<div class="plots"><figure>{noplot(o.problem)}</figure></div></article>')
         return "".join(parts)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .compare import ErrorHistogram, OutputComparison
+from .saturation import saturation_masks
 
 #: At most this many points go into one scatter plot.
 MAX_SCATTER_POINTS = 2000
@@ -19,6 +20,9 @@ WORST_SCATTER_POINTS = 200
 
 PLOT_W, PLOT_H = 520, 360
 BLUE, GREY, RED, GREEN, INK, MUTED = "#3b6ea5", "#9aa5b1", "#c0392b", "#2e7d32", "#1f2933", "#616e7c"
+#: Histogram bars that straddle the tolerance (some of their elements may pass), and saturated
+#: points of a quantized output (pinned at an integer limit, the reference beyond it).
+AMBER, PURPLE = "#e08e0b", "#7b2cbf"
 
 # ------------------------------------------------------------------------------------ formatting
 
@@ -153,6 +157,23 @@ def noplot(message: str) -> str:
 # ------------------------------------------------------------------------------------- histogram
 
 
+def decade_colours(o: OutputComparison) -> list[str]:
+    """Per decade bar: red when all of it lies beyond atol (failing), amber when it straddles atol,
+    blue when within; every bar blue when nothing failed (rtol passed them)."""
+    h = o.histogram
+    if h is None:
+        return []
+    if not o.failing:
+        return [BLUE] * len(h.counts)
+    if o.exact:
+        return [RED] * len(h.counts)
+    out = []
+    for i in range(len(h.counts)):
+        low, high = h.edges[i], h.edges[i + 1]
+        out.append(RED if low >= o.atol else AMBER if high > o.atol else BLUE)
+    return out
+
+
 def histogram_svg(o: OutputComparison, title: str | None = None) -> str | None:
     """Bars of |actual - expected| per decade (zero errors and NaN/Inf mismatches apart); None if empty."""
     h: ErrorHistogram | None = o.histogram
@@ -161,7 +182,7 @@ def histogram_svg(o: OutputComparison, title: str | None = None) -> str | None:
     slots: list[tuple[str, int, str]] = []  # (kind, count, colour)
     if h.zero:
         slots.append(("zero", h.zero, GREY))
-    slots.extend(("decade", c, BLUE) for c in h.counts)
+    slots.extend(("decade", c, colour) for c, colour in zip(h.counts, decade_colours(o), strict=True))
     if h.nonfinite:
         slots.append(("nonfinite", h.nonfinite, RED))
     if not slots:
@@ -265,6 +286,12 @@ def histogram_caption(o: OutputComparison) -> str:
             )
         else:
             parts.append(f"dashed line: atol {o.atol:g} (rtol {o.rtol:g} adds to it per element)")
+    colours = set(decade_colours(o))
+    if RED in colours or AMBER in colours:
+        legend = [f'<span class="swatch" style="background:{RED}"></span>beyond atol (failing)']
+        if AMBER in colours:
+            legend.append(f'<span class="swatch" style="background:{AMBER}"></span>straddling atol')
+        parts.append(" ".join(legend))
     return "; ".join(parts)
 
 
@@ -334,10 +361,23 @@ def scatter_svg(
     frame = _ScatterFrame(lo - pad, hi + pad, f"clip-{plot_id}")
     out = [frame.axes(title or f"expected against actual values of {output_label(o)}")]
     half_px = frame.band(out, o)
-    out.append(frame.dots(x[~fail], y[~fail], BLUE, 5, 0.65))
-    out.append(frame.dots(x[fail], y[fail], RED, 6, 0.9))
+    saturated = np.zeros(x.shape, dtype=bool)
+    if o.quantized_range is not None and o.quantized_step:
+        low, high = o.quantized_range
+        saturated = saturation_masks(x, y, low, high, o.quantized_step)[1]
+        frame.limits(out, low, high)
+    out.append(frame.dots(x[~fail & ~saturated], y[~fail & ~saturated], BLUE, 5, 0.65))
+    out.append(frame.dots(x[fail & ~saturated], y[fail & ~saturated], RED, 6, 0.9))
+    out.append(frame.dots(x[saturated], y[saturated], PURPLE, 6, 0.9))
     out.append(frame.labels())
-    return "".join(out), _scatter_caption(o, x, fail, int(xe.size) - skipped, skipped, half_px)
+    caption = _scatter_caption(o, x, fail, int(xe.size) - skipped, skipped, half_px)
+    if o.quantized_range is not None:
+        caption += (
+            f' · <span class="swatch" style="background:{PURPLE}"></span>saturated at the '
+            f"{esc(o.quantized_dtype)} limits ({int(np.count_nonzero(saturated)):,}; dotted lines: "
+            f"{num(o.quantized_range[0], 4)} and {num(o.quantized_range[1], 4)})"
+        )
+    return "".join(out), caption
 
 
 class _ScatterFrame:
@@ -393,6 +433,16 @@ class _ScatterFrame:
             f'stroke="{GREEN}" stroke-width="1"/>'
         )
         return half_px
+
+    def limits(self, out: list[str], low: float, high: float) -> None:
+        """Dotted horizontal lines at the values a quantized output's integer limits represent."""
+        for v in (low, high):
+            if self.lo <= v <= self.hi:
+                y = self.py(v)
+                out.append(
+                    f'<line x1="{self.ml}" x2="{self.ml + self.side}" y1="{y:.1f}" y2="{y:.1f}" stroke="{PURPLE}" '
+                    'stroke-width="1.2" stroke-dasharray="2 3"/>'
+                )
 
     def dots(self, xs: np.ndarray, ys: np.ndarray, colour: str, width: float, opacity: float) -> str:
         if xs.size == 0:

@@ -102,6 +102,8 @@ def inputs_phrase(context: Mapping[str, Any]) -> str:
     """How many samples ran and where they came from: "32 generated samples", "4 given samples"."""
     samples = context.get("samples")
     source = context.get("inputs_source") or "generated"
+    if source == "calibration":
+        source = "held-out calibration"
     if not samples:
         return f"{source} inputs"
     return f"{samples} {source} sample{'' if samples == 1 else 's'}"
@@ -179,6 +181,43 @@ def format_layerwise(layers: Any) -> list[str]:
     return lines
 
 
+def saturation_line(o: OutputComparison) -> str | None:
+    """A quantized output's saturation, in one line ("SATURATED" over the 1% threshold)."""
+    if o.quantized_range is None or o.saturated_fraction is None:
+        return None
+    low, high = o.quantized_range
+    covered = "" if o.representable_fraction is None else f", covering {o.representable_fraction:.0%} of the expected range"
+    head = "SATURATED (finding)" if o.saturation_finding else "saturation"
+    return (
+        f"{head}: {o.saturated_fraction:.1%} of elements clipped at the {o.quantized_dtype} limits "
+        f"({o.saturated}/{o.size}; {o.at_limits_fraction or 0:.1%} at a limit); quantized range "
+        f"[{low:.4g}, {high:.4g}]{covered}"
+    )
+
+
+def saturated_phrase(outputs: Any) -> str:
+    """"; saturated: probs (12%)" for the outputs whose saturation is a finding, else ""."""
+    found = [
+        f"{o['name']} ({o['saturated_fraction']:.1%})" if isinstance(o, Mapping) else f"{o.name} ({o.saturated_fraction:.1%})"
+        for o in outputs
+        if (o.get("saturation_finding") if isinstance(o, Mapping) else o.saturation_finding)
+    ]
+    return f"; saturated at the int8 limits: {', '.join(found)}" if found else ""
+
+
+def calibration_phrase(context: Mapping[str, Any]) -> str | None:
+    """How an int8 candidate was calibrated, when the context says: "128 generated samples (not
+    representative data)", "96 samples of data.npz (32 more held out to verify)"."""
+    c = context.get("calibration")
+    if not isinstance(c, Mapping):
+        return None
+    n = c.get("samples")
+    if c.get("source") == "generated":
+        return f"{n} generated samples (--allow-generated-calibration: not representative data)"
+    held = f" ({c['held_out']} more held out to verify)" if c.get("held_out") else ""
+    return f"{n} samples of {c.get('data') or 'the given data'}{held}"
+
+
 def format_report(report: VerificationReport, histograms: bool = True) -> str:
     """The report for a terminal: verdict, both sides, one row per output, worst elements, notes."""
     how = {
@@ -192,6 +231,9 @@ def format_report(report: VerificationReport, histograms: bool = True) -> str:
         if line:
             lines.append(line)
     lines.extend(_inputs_lines(report.context))
+    calibration = calibration_phrase(report.context)
+    if calibration:
+        lines.append(f"calibration: {calibration}")
     if report.outputs:
         header = ["", "output", "shape", "dtype", "max abs", "mean abs", "p99 abs", "max rel", "failing",
                   "min atol", "top-1"]  # fmt: skip
@@ -212,6 +254,9 @@ def format_report(report: VerificationReport, histograms: bool = True) -> str:
             nonfinite = (o.expected_nan, o.expected_inf, o.actual_nan, o.actual_inf)
             if any(nonfinite):
                 details.append("NaN/Inf expected {}/{}, actual {}/{}".format(*nonfinite))
+        saturation = saturation_line(o)
+        if saturation:
+            details.append(saturation)
         if not details and not (histograms and o.histogram and o.histogram.counts):
             continue
         lines.append("")
@@ -243,6 +288,10 @@ def verdict_line(report: VerificationReport) -> str:
     ref_name = f"{what}{reference.get('path', '?')}"
     failed = [o.name for o in report.outputs if not o.ok] + list(report.missing)
     on = f" on {inputs_phrase(ctx)}" if ctx.get("samples") else ""
+    calibration = ctx.get("calibration")
+    if isinstance(calibration, Mapping) and calibration.get("source") == "generated":
+        on += " (int8 calibrated on generated data)"
+    on += saturated_phrase(report.outputs)
     if report.ok:
         count = len(report.outputs)
         return f"PASS: {count} output{'' if count == 1 else 's'} of {candidate.get('path', '?')} match {ref_name}{on}"

@@ -181,6 +181,12 @@ class BaseRunner:
         """Outputs the runner turned from quantized integers into float32 (none here)."""
         return {}
 
+    @property
+    def output_quantization(self) -> Mapping[str, QuantParams]:
+        """Outputs whose values come from quantized integers, with their parameters (the
+        dequantized ones, and float outputs a quantized model dequantizes itself)."""
+        return self.dequantized_outputs
+
     def input_hints(self) -> dict[str, InputHint]:
         """What values the model's inputs expect, where it says (see :mod:`tfmodelkit.verify.hints`)."""
         return {}

@@ -57,6 +57,35 @@ def tflite_spec(name: str, detail: Mapping[str, Any], real: bool) -> TensorSpec:
     )
 
 
+def _dequantized_in_model(interp: Any, out_details: list[tuple[str, Mapping[str, Any]]]) -> dict[str, QuantParams]:
+    """Float outputs that a DEQUANTIZE op makes from an int8/uint8 tensor: that tensor's
+    parameters, by output name. Only subgraph 0's ops can be listed (``_get_ops_details``, the
+    interpreter's one way to see them); an output of another subgraph is left out, told apart
+    by its tensor index naming another tensor in subgraph 0."""
+    floats = {int(d["index"]): n for n, d in out_details if np.dtype(d["dtype"]).kind == "f"}
+    if not floats:
+        return {}
+    try:
+        ops = interp._get_ops_details()  # noqa: SLF001
+        tensors = {int(t["index"]): t for t in interp.get_tensor_details()}
+    except (AttributeError, ValueError, RuntimeError):
+        return {}
+    names = {n: d for n, d in out_details}
+    out = {}
+    for op in ops:
+        if op.get("op_name") != "DEQUANTIZE" or len(op["outputs"]) != 1 or len(op["inputs"]) != 1:
+            continue
+        index = int(op["outputs"][0])
+        name = floats.get(index)
+        source = tensors.get(int(op["inputs"][0]))
+        if name is None or source is None or tensors.get(index, {}).get("name") != names[name].get("name"):
+            continue
+        q = quant_params(source)
+        if q is not None and q.dtype in ("int8", "uint8"):
+            out[name] = q
+    return out
+
+
 class TFLiteRunner(BaseRunner):
     """A ``.tflite`` model run by LiteRT (``ai_edge_litert``), through a signature when it has any.
 
@@ -130,6 +159,7 @@ class TFLiteRunner(BaseRunner):
         self._out = {name: d for name, d in out_details}
         self._in_q = {n: q for n, d in in_details if (q := quant_params(d)) is not None}
         self._out_q = {n: q for n, d in out_details if (q := quant_params(d)) is not None}
+        self._out_behind = _dequantized_in_model(self._interp, out_details)
         self.inputs = tuple(tflite_spec(n, d, self.quantize_inputs) for n, d in in_details)
         self.outputs = tuple(tflite_spec(n, d, self.dequantize_outputs) for n, d in out_details)
         self._native_inputs = tuple(tflite_spec(n, d, False) for n, d in in_details)
@@ -141,6 +171,13 @@ class TFLiteRunner(BaseRunner):
     @property
     def dequantized_outputs(self) -> Mapping[str, QuantParams]:
         return dict(self._out_q) if self.dequantize_outputs else {}
+
+    @property
+    def output_quantization(self) -> Mapping[str, QuantParams]:
+        """Outputs whose values come from integers: the ones this runner dequantized, and the
+        float outputs of an int8 model (TensorFlow's default float I/O), which a DEQUANTIZE op
+        makes from an int8/uint8 tensor; the parameters are that tensor's."""
+        return {**self._out_behind, **self.dequantized_outputs}
 
     def input_hints(self) -> dict[str, InputHint]:
         """Quantized inputs fed floats: the real range their quantization covers."""
@@ -255,6 +292,8 @@ class TFLiteRunner(BaseRunner):
             quantized_inputs={k: v.as_dict() for k, v in self.quantized_inputs.items()},
             dequantized_outputs={k: v.as_dict() for k, v in self.dequantized_outputs.items()},
         )
+        if self._out_behind:
+            d["dequantized_in_model"] = {k: v.as_dict() for k, v in self._out_behind.items()}
         return d
 
 
