@@ -531,18 +531,8 @@ def compare_layers(
     UnsupportedError (exit code 2). See the module doc for the figures and how layers match.
     """
     say = progress or (lambda _msg: None)
-    from ..formats import detect
-
-    b_path = Path(candidate.path if isinstance(candidate, TFLiteRunner | KerasRunner) else candidate)
-    if b_path.suffix.lower() == ".npz" and b_path.is_file():
-        raise UnsupportedError(
-            f"{b_path}: golden outputs hold no layers; layerwise verification needs the model"
-        )
-    b_fmt = "tflite" if isinstance(candidate, TFLiteRunner) else detect(b_path)
-    if b_fmt not in ("tflite", "keras_h5", "keras_zip", "savedmodel"):
-        raise UnsupportedError(
-            f"{b_path}: a {b_fmt} model has no layers or tensors to compare with Keras layers"
-        )
+    b_path = Path(getattr(candidate, "path", candidate))
+    b_fmt = check_pair(getattr(reference, "path", reference), b_path)
     say("loading the reference's layers")
     a_where = Path(getattr(reference, "path", reference))
     model, loader = _keras_model(reference, unsafe)
@@ -561,33 +551,12 @@ def compare_layers(
     if isinstance(reference, KerasRunner):
         hints.update(reference.input_hints())
     feeds = _feeds(inputs, a_inputs, samples, seed, ranges, hints, _fixed_batch(b_runner))
-    say(f"running {a_where} with every layer as an output")
+    say(f"running {a_where} with every layer as an output, then {b_path} keeping every tensor")
     a_rows, skipped = _keras_side(model, loader, a_where, feeds)
     notes = [f"layer {n} has no single output (shared or never called); not compared" for n in skipped]
-    if b_runner is not None:
-        match = match_inputs(a_inputs, b_runner.inputs)
-        if match.problem:
-            raise UserError(f"{b_path}: {match.problem}")
-        pairs = dict(match.pairs)
-        say(f"running {b_path} keeping every tensor")
-        b_tensors = _tflite_side(b_runner, [{pairs[k]: v for k, v in f.items() if k in pairs} for f in feeds], [
-            layer.name for layer in model.layers
-        ])  # fmt: skip
-        b_inputs = _tflite_inputs(b_runner, b_tensors, pairs)
-    elif b_fmt == "savedmodel":
-        if not unsafe:
-            from ..lint import require_safe
-
-            require_safe(b_path)
-        say(f"running {b_path}'s graph keeping every tensor")
-        b_tensors = _graph_side(b_path, feeds, [layer.name for layer in model.layers], signature, a_inputs)
-        b_inputs = {t.name: j for j, t in enumerate(b_tensors) if not t.owners and t.name in {s.name for s in a_inputs}}
-    else:
-        say(f"running {b_path} with every layer as an output")
-        b_model, b_loader = _keras_model(candidate if isinstance(candidate, KerasRunner) else b_path, unsafe)
-        b_tensors, b_skipped = _keras_side(b_model, b_loader, b_path, feeds)
-        b_inputs = {t.name: j for j, t in enumerate(b_tensors) if not t.owners}
-        notes += [f"B's layer {n} has no single output; not compared" for n in b_skipped if n not in skipped]
+    names = [layer.name for layer in model.layers]
+    b_tensors, b_inputs, b_notes = _b_side(candidate, b_path, b_fmt, b_runner, feeds, names, a_inputs, signature, unsafe)
+    notes += [n for n in b_notes if n not in notes]
     triples = _match(a_rows, b_tensors, b_inputs)
     quantized = any(t.quant is not None for t in b_tensors)
     tol = (
@@ -610,6 +579,32 @@ def compare_layers(
         "quantized": quantized,
     }
     return LayerwiseReport(tuple(rows), tol, first, growth, unmatched, tuple(notes), context)
+
+
+def _b_side(
+    candidate: Any, b_path: Path, b_fmt: str, b_runner: TFLiteRunner | None, feeds: Sequence[Mapping[str, np.ndarray]],
+    names: Sequence[str], a_inputs: Sequence[TensorSpec], signature: str | None, unsafe: bool,
+) -> tuple[list[_Tensor], dict[str, int], list[str]]:  # fmt: skip
+    """B's tensors on ``feeds``, A's input name -> the B tensor standing for it, and notes."""
+    if b_runner is not None:
+        match = match_inputs(a_inputs, b_runner.inputs)
+        if match.problem:
+            raise UserError(f"{b_path}: {match.problem}")
+        pairs = dict(match.pairs)
+        tensors = _tflite_side(b_runner, [{pairs[k]: v for k, v in f.items() if k in pairs} for f in feeds], names)
+        return tensors, _tflite_inputs(b_runner, tensors, pairs), []
+    if b_fmt == "savedmodel":
+        if not unsafe:
+            from ..lint import require_safe
+
+            require_safe(b_path)
+        tensors = _graph_side(b_path, feeds, names, signature, a_inputs)
+        wanted = {s.name for s in a_inputs}
+        return tensors, {t.name: j for j, t in enumerate(tensors) if not t.owners and t.name in wanted}, []
+    b_model, b_loader = _keras_model(candidate if isinstance(candidate, KerasRunner) else b_path, unsafe)
+    tensors, skipped = _keras_side(b_model, b_loader, b_path, feeds)
+    notes = [f"B's layer {n} has no single output (shared or never called); not compared" for n in skipped]
+    return tensors, {t.name: j for j, t in enumerate(tensors) if not t.owners}, notes
 
 
 #: What each side of a layerwise comparison may be.
