@@ -89,7 +89,7 @@ def test_fixtures_convert_verified_with_names_kept(fixture_results):
         (check,) = report.verification
         assert check["ok"] and "keras-process" in json.dumps(check["context"]["candidate"])
         dropped = [w for w in report.warnings if "optimizer state was dropped" in w]
-        # A .h5 that holds optimizer slots says it lost them (the state is not carried yet).
+        # A .h5 that holds optimizer slots says it lost them (no --include-optimizer here).
         if INDEX[name]["model"].endswith(".h5"):
             with h5py.File(FIXTURES / INDEX[name]["model"], "r") as f:
                 assert bool(dropped) == ("optimizer_weights" in f), (name, report.warnings)

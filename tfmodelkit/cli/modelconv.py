@@ -58,6 +58,10 @@ def _ckpt_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--allow-partial", action="store_true", help="proceed when some model variables found no value or checkpoint values went unused")
 
 
+def _include_optimizer_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--include-optimizer", action="store_true", help="carry the source's Adam, SGD or RMSprop state (step counter and slots) into the .keras: a Keras 2/3 .h5's optimizer_weights, or a checkpoint's slots when --model returns the model compiled with its optimizer")
+
+
 def _keras_backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keras-backend", default="tensorflow", metavar="NAMES", help="verify the .keras under these Keras backends, comma-separated: tensorflow, jax (default tensorflow)")
 
@@ -121,10 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     _tflite_options(p)
     _common(p)
 
-    p = sub.add_parser("to-keras", help="any Keras .h5 (Keras 1/2/3) or .keras to a native Keras 3 .keras (or .weights.h5) that plain keras.saving.load_model reads")
-    p.add_argument("src", help="the .h5 or .keras file, or a Keras 2 / tf_keras SavedModel folder")
+    p = sub.add_parser("to-keras", help="any Keras .h5 (Keras 1/2/3), .keras, Keras 2 SavedModel or TF2 checkpoint (+ --model or --architecture) to a native Keras 3 .keras (or .weights.h5) that plain keras.saving.load_model reads")
+    p.add_argument("src", help="the .h5 or .keras file, a Keras 2 / tf_keras SavedModel folder, or a checkpoint prefix, .index file or folder")
     p.add_argument("dst", help="the .keras file to write (or a .weights.h5 for the weights only)")
-    _keras_options(p)
+    c = p.add_argument_group("a checkpoint source (as in ckpt-to-savedmodel); --architecture also completes a weights-only .h5")
+    _ckpt_options(c)
+    _include_optimizer_option(p)
     _keras_backend_option(p)
     _common(p)
 
@@ -135,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_graph_options(p, meta=True)
     _tflite_options(p)
     _batch_option(p)
+    _include_optimizer_option(p)
     _keras_backend_option(p)
     _common(p)
     p = sub.add_parser("to-tfjs", help="Keras .h5/.keras to a TF.js layers model (--graph: a graph model), a SavedModel to a graph model (model.json + weight shards), verified in TF.js itself (Node.js)")
@@ -293,7 +300,7 @@ def _convert(args: argparse.Namespace) -> Any:
         from tfmodelkit.convert.to_keras import to_keras
 
         return to_keras(
-            args.src, args.dst, architecture=args.architecture, unsafe=args.unsafe, custom_objects=args.custom_objects,
+            args.src, args.dst, **_ckpt_kwargs(args), include_optimizer=args.include_optimizer,
             keras_backends=_keras_backends(args), **_common_kwargs(args),
         )  # fmt: skip
     if args.command == "savedmodel-to-tflite":
@@ -317,7 +324,8 @@ def _convert(args: argparse.Namespace) -> Any:
 
     return convert(
         args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **graph_kwargs(args),
-        batch_size=args.batch_size, keras_backends=_keras_backends(args), **_common_kwargs(args),
+        batch_size=args.batch_size, include_optimizer=args.include_optimizer,
+        keras_backends=_keras_backends(args), **_common_kwargs(args),
     )  # fmt: skip
 
 

@@ -279,6 +279,7 @@ def convert(
     output_tensors: str | Sequence[str] | None = None,
     input_names: str | Sequence[str] | None = None,
     output_names: str | Sequence[str] | None = None,
+    include_optimizer: bool = False,
     signature: str | None = None,
     all_signatures: bool = False,
     quantize: str = "none",

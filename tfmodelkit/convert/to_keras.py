@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -20,16 +21,27 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UnsupportedError, UserError
 from ..formats import detect
-from ..loaders.keras import LoadedKeras
-from ..loaders.keras_migrate import load_keras_savedmodel, migrate_to_keras3
-from ..loaders.tf import quiet_fds, version
+from ..loaders.checkpoint import restore_optimizer
+from ..loaders.keras_migrate import migrate_to_keras3
+from ..loaders.keras_optimizer import (
+    CarriedOptimizer,
+    NotCarried,
+    carry_compiled,
+    carry_h5,
+    carry_keras_file,
+    check_h5_names,
+)
+from ..loaders.tf import import_keras, import_tensorflow, quiet_fds, version
 from ..loaders.user_code import load_custom_objects
 from ..options import checked_options
-from ..verify.runners import KerasProcessRunner, KerasRunner
+from ..verify.runners import KerasProcessRunner
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
-from .keras_to_savedmodel import load_keras_model
+from .keras_classes import UserClass, importable_names, module_folder, named_in, user_classes
+from .keras_sources import SOURCE_FORMATS, KerasSource, load_source
 
 #: The destinations this conversion writes, by how their names end.
 DESTINATIONS = {".keras": "keras_zip", ".weights.h5": "keras_weights"}
@@ -55,23 +67,12 @@ def _check_backends(backends: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _module_folder(spec: str) -> str | None:
-    """The sys.path entry a fresh process needs to import ``spec`` (a user's module)."""
-    found = importlib.util.find_spec(spec)
-    if found is None or not found.origin:
-        return None
-    folder = Path(found.origin).parent
-    for _ in spec.split(".")[1:]:
-        folder = folder.parent
-    if Path(found.origin).name == "__init__.py":
-        folder = folder.parent
-    return str(folder)
-
-
-def _source_optimizer(src: Path, fmt: str) -> bool:
-    """Whether the source file holds optimizer state."""
+def _source_optimizer(src: Path, fmt: str, source: KerasSource) -> bool:
+    """Whether the source holds optimizer state."""
     import h5py
 
+    if source.restored is not None:
+        return bool(source.restored.match.optimizer_unused)
     if fmt == "savedmodel":
         return False
     try:
@@ -112,7 +113,7 @@ def _workers(
     if not enabled:
         yield []
         return
-    paths = [p for p in (_module_folder(m) for m in preload) if p]
+    paths = [p for p in (module_folder(m) for m in preload) if p]
     runners = []
     for b in backends:
         idle = _IDLE.get((b, tuple(preload)))
@@ -145,21 +146,21 @@ def _save(model: Any, work: Path, kind: str) -> tuple[Path, Path | None]:
     return full, weights
 
 
-def _names_report(source: KerasRunner, model: Any, report: ConversionReport) -> None:
+def _names_report(source: KerasSource, model: Any, report: ConversionReport) -> None:
     details = report.details
-    details["inputs"] = [s.name for s in source.inputs]
-    details["outputs"] = [s.name for s in source.outputs]
+    details["inputs"] = [s.name for s in source.reference.inputs]
+    details["outputs"] = [s.name for s in source.reference.outputs]
     details["layers"] = _layer_names(model)
     before = _layer_names(source.model)
     if before != details["layers"]:
         report.warnings.append(f"layer names changed: {before} -> {details['layers']}")
 
 
-def _check_result_names(source: KerasRunner, result: KerasProcessRunner, report: ConversionReport) -> None:
+def _check_result_names(source: KerasSource, result: KerasProcessRunner, report: ConversionReport) -> None:
     """The loaded result must keep the source's input, output and layer names."""
     for what, mine, theirs in (
-        ("input", [s.name for s in source.inputs], [s.name for s in result.inputs]),
-        ("output", [s.name for s in source.outputs], [s.name for s in result.outputs]),
+        ("input", [s.name for s in source.reference.inputs], [s.name for s in result.inputs]),
+        ("output", [s.name for s in source.reference.outputs], [s.name for s in result.outputs]),
         ("layer", report.details["layers"], result.layer_names),
     ):
         if mine != theirs:
@@ -168,14 +169,167 @@ def _check_result_names(source: KerasRunner, result: KerasProcessRunner, report:
     report.details.setdefault("names_kept", True)
 
 
-def _load_source(
-    src: Path, fmt: str, *, unsafe: bool, custom_objects: dict[str, Any], architecture: str | None
-) -> KerasRunner:
-    """The source as a KerasRunner, run by the loader that reads it (tf_keras for a SavedModel)."""
-    if fmt != "savedmodel":
-        return load_keras_model(src, unsafe=unsafe, custom_objects=custom_objects, architecture=architecture)
-    model = load_keras_savedmodel(src, unsafe=unsafe)
-    return KerasRunner.from_loaded(LoadedKeras(model, "tf_keras", "savedmodel", not unsafe), src)
+def _classes_report(
+    classes: list[UserClass], full: Path, report: ConversionReport, steps: Progress
+) -> list[UserClass]:
+    """The user's classes the saved file names, and what loading it needs (said once, as a warning)."""
+    import zipfile
+
+    with zipfile.ZipFile(full) as z:
+        named = named_in(json.loads(z.read("config.json")))
+    needed = [c for c in classes if c.registered_name in named]
+    report.details["custom_classes"] = [c.as_dict() for c in needed]
+    if not needed:
+        return needed
+    modules = list(dict.fromkeys(c.module for c in needed))
+    report.details["needs_module"] = modules[0] if len(modules) == 1 else modules
+    folders = list(dict.fromkeys(c.folder for c in needed if c.folder))
+    text = (
+        f"the result loads only where {'module' if len(modules) == 1 else 'modules'} {', '.join(modules)} "
+        f"{'is' if len(modules) == 1 else 'are'} imported first ({', '.join(c.registered_name for c in needed)})"
+        + (f"; sys.path must hold {', '.join(folders)}" if folders else "")
+    )
+    unregistered = [c.registration() for c in needed if not c.self_registered]
+    if unregistered:
+        text += (
+            "; the module does not register "
+            + ", ".join(c.name for c in needed if not c.self_registered)
+            + f" itself: run {'; '.join(unregistered)} before loading, or decorate the class with "
+            "@keras.saving.register_keras_serializable"
+        )
+    steps.warn(text)
+    return needed
+
+
+def _carry_optimizer(
+    include: bool,
+    src: Path,
+    fmt: str,
+    kind: str,
+    source: KerasSource,
+    migrated: Any,
+    steps: Progress,
+    unsafe: bool,
+) -> CarriedOptimizer | None:
+    """The source's optimizer state on the migrated model (compiled with it), or None with a
+    warning saying it was dropped (and why, when it was asked for)."""
+    held = _source_optimizer(src, fmt, source)
+    if not include:
+        if held:
+            steps.warn(
+                "the source's optimizer state was dropped (the result holds the model and its weights; "
+                "--include-optimizer carries Adam, SGD and RMSprop state)"
+            )
+        return None
+    keras = import_keras("carrying the optimizer state")
+    try:
+        if kind != "keras_zip":
+            raise NotCarried("a .weights.h5 holds no optimizer state (write a .keras)")
+        if not held:
+            raise NotCarried("the source holds none")
+        if fmt == "keras_h5":
+            check_h5_names(src)
+        if any("scaled" in r for r in migrated.rewrites):
+            # Scaling a kernel by s scales its gradients by 1/s: the slots would not continue.
+            raise NotCarried(
+                "the migration rescaled weights (hard_sigmoid), so their slots would not continue"
+            )
+        if source.restored is not None:
+            carried = carry_compiled(migrated.model)
+            reason = restore_optimizer(
+                import_tensorflow("carrying the optimizer state"), source.restored, carried.optimizer
+            )
+            if reason:
+                raise NotCarried(reason)
+            carried.snapshot()
+        elif fmt == "keras_h5":
+            carried = carry_h5(keras, src, migrated.model)
+            with quiet_fds():
+                migrated.model.compile(optimizer=carried.optimizer, loss=carried.loss)
+        elif fmt == "keras_zip" and source.loader == "keras":
+            carried = carry_keras_file(keras, src, migrated.model, safe_mode=not unsafe)
+            with quiet_fds():
+                migrated.model.compile(optimizer=carried.optimizer, loss=carried.loss)
+        else:
+            raise NotCarried(f"the optimizer state of a {fmt} ({source.loader}) is not carried")
+    except NotCarried as e:
+        steps.warn(f"the source's optimizer state was dropped: {e}")
+        return None
+    steps.say(
+        f"[migrate] optimizer {carried.class_name} carried: step {carried.summary()['iterations']}, "
+        f"{carried.summary()['slots']} slot values"
+    )
+    return carried
+
+
+def _check_optimizer(
+    carried: CarriedOptimizer, worker: KerasProcessRunner, report: ConversionReport, steps: Progress
+) -> bool:
+    """The loaded .keras gives back the optimizer's class, step counter and every slot value."""
+    name, values = worker.optimizer_state()
+    problems = []
+    if name != carried.class_name:
+        problems.append(f"its optimizer is {name}, not {carried.class_name}")
+    # Keras saves optimizer variables by position (their paths follow the layers' scopes, which
+    # differ between a built model and a loaded one): compared in that order.
+    mine, theirs = list(carried.values.items()), list(values.values())
+    if len(mine) != len(theirs):
+        problems.append(f"it holds {len(theirs)} optimizer variables, the source {len(mine)}")
+    differing = [
+        p for (p, a), b in zip(mine, theirs, strict=False) if a.shape != b.shape or not np.array_equal(a, b)
+    ]
+    if differing:
+        problems.append(f"{', '.join(differing[:4])} differ")
+    entry = {
+        "label": f"optimizer state of the .keras on {worker.keras_backend} (exact)",
+        "ok": not problems,
+        "compared": len(carried.values),
+        "problems": problems,
+    }
+    report.verification.append(entry)
+    if problems:
+        report.warnings.append(f"the loaded .keras does not continue the optimizer: {'; '.join(problems)}")
+        steps.say(f"[verify] FAILED: optimizer state: {'; '.join(problems)}")
+    else:
+        steps.say(
+            f"[verify] optimizer {name}: step and {len(values)} variables identical in the fresh process"
+        )
+    return not problems
+
+
+def _verify_on(
+    worker: KerasProcessRunner,
+    full: Path,
+    weights: Path | None,
+    source: KerasSource,
+    needed: list[UserClass],
+    carried: CarriedOptimizer | None,
+    options: VerifyOptions,
+    report: ConversionReport,
+    steps: Progress,
+) -> None:
+    """Load the saved file with plain Keras in ``worker`` (the user's modules imported as the
+    report says) and check names, optimizer state and numbers against the source."""
+    worker.shown = f"{report.destination} ({worker.keras_backend})"
+    with steps.stage("verify", f"loading it with plain Keras in a fresh process ({worker.keras_backend})"):
+        worker.register(
+            [(c.module, c.name, c.package) for c in needed if not c.self_registered],
+            modules=[c.module for c in needed],
+            sys_path=[c.folder for c in needed if c.folder],
+        )
+        worker.load(full, weights, given=source.given)
+    _check_result_names(source, worker, report)
+    if carried is not None:
+        report.ok = _check_optimizer(carried, worker, report, steps) and report.ok
+    result = run_verification(
+        source.reference,
+        worker,
+        options,
+        "float32",
+        steps,
+        f"{source.loader} vs .keras on {worker.keras_backend}",
+    )
+    report.ok = report.ok and result.ok
 
 
 @checked_options
@@ -184,6 +338,11 @@ def to_keras(
     dst: str | os.PathLike[str],
     *,
     architecture: str | None = None,
+    model: str | None = None,
+    root_key: str | None = None,
+    input_specs: Sequence[str] = (),
+    allow_partial: bool = False,
+    include_optimizer: bool = False,
     unsafe: bool = False,
     custom_objects: str | None = None,
     keras_backends: Sequence[str] = ("tensorflow",),
@@ -192,53 +351,58 @@ def to_keras(
     keep_failed: bool = False,
     progress: ProgressSink | None = None,
 ) -> ConversionReport:
-    """Convert a Keras model file (``.h5`` of any Keras generation, ``.keras``) to a Keras 3
-    ``.keras`` (or, for ``*.weights.h5``, Keras 3's weights-only file), verified by plain Keras
-    in a fresh process on each of ``keras_backends``.
+    """Convert a Keras model file (``.h5`` of any Keras generation, ``.keras``), a Keras 2 SavedModel
+    or a TF2 checkpoint (with ``model`` code or an ``architecture``, as ``ckpt_to_savedmodel``
+    takes them) to a Keras 3 ``.keras`` (or, for ``*.weights.h5``, Keras 3's weights-only file),
+    verified by plain Keras in a fresh process on each of ``keras_backends``.
+
+    ``include_optimizer`` carries the source's Adam, SGD or RMSprop state (step counter and
+    slots) into the ``.keras``, checked in the fresh process; otherwise, or where it cannot be
+    carried, the report says it was dropped and why.
 
     ``custom_objects`` is a module that registers the model's custom classes: the fresh
-    process imports it before loading, and the report names it as needed to load the file."""
+    process imports it before loading, and the report names it as needed to load the file
+    (as it names the module of a subclassed model built by ``model`` code)."""
     src_path, dst_path = Path(src), Path(dst)
     kind = keras_destination(dst_path)
     if kind is None:
         raise UserError(f"{dst}: to-keras writes a .keras file or a .weights.h5 file")
     fmt = detect(src_path)
-    if fmt not in ("keras_h5", "keras_zip", "savedmodel"):
+    if fmt not in SOURCE_FORMATS:
         raise UnsupportedError(
-            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files and Keras SavedModels "
-            "(checkpoint sources are not supported yet)"
+            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files, Keras SavedModels and TF2 "
+            "checkpoints (with --model or --architecture)"
         )
-    if fmt == "savedmodel" and architecture:
-        raise UserError(f"{src}: --architecture applies to weights-only .h5 files, not to a SavedModel")
+    checkpoint = {
+        "model": model,
+        "root_key": root_key,
+        "input_specs": tuple(input_specs),
+        "allow_partial": allow_partial,
+    }
     backends = _check_backends(keras_backends)
     options = verify or VerifyOptions()
     report = ConversionReport(str(src), fmt, str(dst), [fmt, kind])
     steps = Progress(report, progress)
     objects = load_custom_objects(custom_objects)
     preload = [custom_objects] if custom_objects else []
-    if custom_objects:
-        report.details["needs_module"] = custom_objects
-        steps.warn(
-            f"the result loads only where {custom_objects} is importable (it registers the custom classes)"
-        )
     with staged_output(dst_path, overwrite) as stage, _workers(backends, preload, options.enabled) as workers:
         with steps.stage("load", f"loading {src_path.name}"):
-            source = _load_source(
-                src_path, fmt, unsafe=unsafe, custom_objects=objects, architecture=architecture
-            )
+            source = load_source(
+                src_path, fmt, steps, architecture=architecture, unsafe=unsafe, custom_objects=objects,
+                checkpoint=checkpoint,
+            )  # fmt: skip
         report.loader = source.loader
         report.warnings.extend(source.notes)
+        report.details.update(source.details)
         steps.say(f"[load] loaded with {source.loader}")
         with steps.stage("migrate", "making a Keras 3 model"):
             migrated = migrate_to_keras3(source.model, src_path)
+            classes = user_classes(import_keras("saving a .keras"), migrated.model)
         report.details["rewrites"] = migrated.rewrites
         for line in migrated.rewrites:
             steps.say(f"[migrate] {line}")
-        if _source_optimizer(src_path, fmt):
-            steps.warn(
-                "the source's optimizer state was dropped (the result holds the model and its weights)"
-            )
-        report.details["optimizer"] = "not carried"
+        carried = _carry_optimizer(include_optimizer, src_path, fmt, kind, source, migrated, steps, unsafe)
+        report.details["optimizer"] = carried.summary() if carried else "not carried"
         _names_report(source, migrated.model, report)
         report.details["keras_version"] = version("keras")
         report.details["load_with"] = (
@@ -250,26 +414,16 @@ def to_keras(
             )
         )
         try:
-            with steps.stage(
-                "save", f"writing the {dst_path.suffix} with Keras {report.details['keras_version']}"
+            with (
+                steps.stage(
+                    "save", f"writing the {dst_path.suffix} with Keras {report.details['keras_version']}"
+                ),
+                importable_names(classes),
             ):
                 full, weights = _save(migrated.model, work, kind)
+            needed = _classes_report(classes, full, report, steps)
             for worker in workers:
-                worker.shown = f"{dst} ({worker.keras_backend})"
-                with steps.stage(
-                    "verify", f"loading it with plain Keras in a fresh process ({worker.keras_backend})"
-                ):
-                    worker.load(full, weights)
-                _check_result_names(source, worker, report)
-                result = run_verification(
-                    source,
-                    worker,
-                    options,
-                    "float32",
-                    steps,
-                    f"{source.loader} vs .keras on {worker.keras_backend}",
-                )
-                report.ok = report.ok and result.ok
+                _verify_on(worker, full, weights, source, needed, carried, options, report, steps)
             if report.ok or keep_failed:
                 os.replace(weights or full, stage.path)
                 stage.commit()

@@ -433,20 +433,48 @@ def rebuild(
 # Restoring
 
 
+def _reader(tf: Any, match: Match, model: Any, **siblings: Any) -> Any:
+    """A ``tf.train.Checkpoint`` whose object graph puts ``model`` where the checkpoint has it
+    (and ``siblings``, such as an optimizer, beside it under their keys)."""
+    if match.root_key == ROOT_IS_MODEL:
+        return tf.train.Checkpoint(root=model)
+    # A holder object rather than Checkpoint(**{key: model}): keys such as "root" or
+    # "save_counter" are Checkpoint's own and would not name a child there.
+    holder = tf.__internal__.tracking.AutoTrackable()
+    setattr(holder, str(match.root_key), model)
+    for key, value in siblings.items():
+        setattr(holder, key, value)
+    return tf.train.Checkpoint(root=holder)
+
+
+def restore_optimizer(tf: Any, restored: RestoredModel, optimizer: Any, key: str = "optimizer") -> str | None:
+    """Read the checkpoint's optimizer state into ``optimizer`` (built for the restored model),
+    found beside the model under ``key`` (or as the model's ``optimizer`` when the model is the
+    root) by TensorFlow's object-graph matching. None when every optimizer variable found its
+    value, else why not."""
+    match = restored.match
+    if match.kind == "name-based":
+        return "a name-based (TF1) checkpoint's optimizer slots are not carried"
+    checkpoint = _reader(
+        tf, match, restored.built.model, **({} if match.root_key == ROOT_IS_MODEL else {key: optimizer})
+    )
+    try:
+        with quiet_fds(replay=False):
+            status = checkpoint.read(str(restored.prefix))
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+    except Exception as e:
+        return f"its optimizer state does not fit the model's {type(optimizer).__name__} ({_error_line(e)})"
+    return None
+
+
 def restore(tf: Any, match: Match, prefix: Path, weights: Mapping[str, Any], model: Any, where: str) -> None:
     """Put the checkpoint's values into the model."""
     if match.kind == "name-based":
         for key, var in match.key_to_variable.items():
             var.assign(weights[key].read())
         return
-    if match.root_key == ROOT_IS_MODEL:
-        checkpoint = tf.train.Checkpoint(root=model)
-    else:
-        # A holder object rather than Checkpoint(**{key: model}): keys such as "root" or
-        # "save_counter" are Checkpoint's own and would not name a child there.
-        holder = tf.__internal__.tracking.AutoTrackable()
-        setattr(holder, str(match.root_key), model)
-        checkpoint = tf.train.Checkpoint(root=holder)
+    checkpoint = _reader(tf, match, model)
     try:
         with quiet_fds(replay=False):
             status = checkpoint.read(str(prefix))

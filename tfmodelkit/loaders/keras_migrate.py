@@ -88,8 +88,9 @@ class Migrated:
 
 
 def is_keras3_model(model: Any) -> bool:
-    """True for a Keras 3 model (tf_keras models live in ``tf_keras.*``)."""
-    return type(model).__module__.split(".")[0] == "keras"
+    """True for a Keras 3 model (tf_keras models live in ``tf_keras.*``), a user's subclass of
+    Keras 3's ``Model`` included."""
+    return any(c.__name__ == "Model" and c.__module__.split(".")[0] == "keras" for c in type(model).__mro__)
 
 
 # ------------------------------------------------------------------------------------ config walk

@@ -69,7 +69,10 @@ def spec(name, t):
     return {"name": str(name), "dtype": str(getattr(t.dtype, "name", t.dtype)),
             "shape": [None if d is None else int(d) for d in t.shape]}
 
-def describe(model):
+def describe(model, given):
+    if not hasattr(model, "inputs") and given:
+        # A subclassed model has no symbolic inputs or outputs: the caller says how to feed it.
+        return dict(given, layers=[layer.name for layer in model.layers])
     struct = getattr(model, "input", None)
     if isinstance(struct, dict):
         kind, names, tensors = "dict", list(struct), list(struct.values())
@@ -100,8 +103,28 @@ for line in sys.stdin:
                 for v in model.weights:
                     v.assign(np.zeros(v.shape, dtype=v.dtype))
                 model.load_weights(request["weights"])
-            state = describe(model)
+            state = describe(model, request.get("given"))
             reply(ok=True, **state)
+        elif request["op"] == "register":
+            # The user's modules, imported as a user loading the file would, and the classes
+            # the report tells the user to register (their module does not) registered the same way.
+            sys.path[:0] = request["sys_path"]
+            for module in request["modules"]:
+                __import__(module)
+            for module, name, package in request["classes"]:
+                cls = getattr(sys.modules[module], name)
+                if keras.saving.get_registered_object(f"{package}>{name}") is None:
+                    keras.saving.register_keras_serializable(package=package)(cls)
+            reply(ok=True)
+        elif request["op"] == "optimizer":
+            optimizer = getattr(model, "optimizer", None)
+            if optimizer is None:
+                reply(ok=True, optimizer=None)
+                continue
+            values = {v.path: keras.ops.convert_to_numpy(v) for v in optimizer.variables}
+            np.savez(request["out"], **values)
+            reply(ok=True, optimizer=type(optimizer).__name__, paths=list(values),
+                  iterations=int(keras.ops.convert_to_numpy(optimizer.iterations)))
         elif request["op"] == "reset":
             model, state = None, {}
             keras.backend.clear_session()
@@ -130,7 +153,14 @@ for line in sys.stdin:
 
 
 def _spec(d: Mapping[str, Any]) -> TensorSpec:
-    return TensorSpec(name=str(d["name"]), dtype=str(d["dtype"]), shape=tuple(d["shape"]))
+    shape = d.get("shape")
+    return TensorSpec(
+        name=str(d["name"]), dtype=str(d["dtype"]), shape=None if shape is None else tuple(shape)
+    )
+
+
+def _spec_dict(s: TensorSpec) -> dict[str, Any]:
+    return {"name": s.name, "dtype": s.dtype, "shape": None if s.shape is None else list(s.shape)}
 
 
 class KerasProcessRunner(BaseRunner):
@@ -140,12 +170,17 @@ class KerasProcessRunner(BaseRunner):
     ``weights``, when given, is a ``.weights.h5`` loaded over the model after zeroing every
     variable, which proves the weights file alone carries the values. ``preload`` names modules
     the worker imports first (a user's module that registers custom classes), found on
-    ``sys_path`` (folders put first on the worker's path)."""
+    ``sys_path`` (folders put first on the worker's path); :meth:`register` adds user code
+    once it is known (a ``--model`` module, classes its module does not register)."""
 
     backend = "keras-process"
 
     def __init__(
-        self, *, keras_backend: str = "tensorflow", preload: Sequence[str] = (), sys_path: Sequence[str] = ()
+        self,
+        *,
+        keras_backend: str = "tensorflow",
+        preload: Sequence[str] = (),
+        sys_path: Sequence[str] = (),
     ) -> None:
         super().__init__("<not loaded>")
         self.keras_backend = keras_backend
@@ -165,6 +200,8 @@ class KerasProcessRunner(BaseRunner):
             stderr=subprocess.DEVNULL, text=True, cwd=self._work, env=env,
         )  # fmt: skip
         self._hello: dict[str, Any] | None = None
+        #: Whether user code was imported after start (such a worker is not reused).
+        self.tainted = False
 
     # ---------------------------------------------------------------- protocol
 
@@ -202,15 +239,31 @@ class KerasProcessRunner(BaseRunner):
         """What the worker said on start: Keras version, backend, whether tfmodelkit was importable."""
         return self._hello_once()
 
-    def load(self, path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None) -> None:
-        """Load ``path`` with ``keras.saving.load_model(path)`` (and ``weights`` over it)."""
+    def load(
+        self,
+        path: str | os.PathLike[str],
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        given: tuple[str, Sequence[TensorSpec], Sequence[TensorSpec]] | None = None,
+    ) -> None:
+        """Load ``path`` with ``keras.saving.load_model(path)`` (and ``weights`` over it).
+
+        ``given`` (feed kind "single", "list" or "dict", inputs, outputs) says how to feed a
+        model that declares no inputs of its own (a subclassed one)."""
         self.path = Path(path)
         if self.shown == "<not loaded>":
             self.shown = str(path)
         # The worker runs in a folder of its own: relative paths would not reach the file.
         answer = self._ask(
-            op="load", path=str(Path(path).resolve()), weights=None if weights is None else str(Path(weights).resolve())
-        )
+            op="load",
+            path=str(Path(path).resolve()),
+            weights=None if weights is None else str(Path(weights).resolve()),
+            given=None if given is None else {
+                "feed_kind": given[0],
+                "inputs": [_spec_dict(s) for s in given[1]],
+                "outputs": [_spec_dict(s) for s in given[2]],
+            },
+        )  # fmt: skip
         if not answer.get("ok"):
             raise UserError(
                 f"{self.shown}: plain Keras ({self.keras_backend}) cannot load it: {answer.get('error')}"
@@ -219,6 +272,29 @@ class KerasProcessRunner(BaseRunner):
         self.outputs = tuple(_spec(d) for d in answer["outputs"])
         self.feed_kind = str(answer["feed_kind"])
         self.layer_names = [str(n) for n in answer["layers"]]
+
+    def register(
+        self,
+        classes: Sequence[tuple[str, str, str]],
+        *,
+        modules: Sequence[str] = (),
+        sys_path: Sequence[str] = (),
+    ) -> None:
+        """Import ``modules`` (found on ``sys_path``) in the worker and register ``classes``
+        ``(module, class name, package)`` their module does not register itself."""
+        if not classes and not modules:
+            return
+        self.tainted = True
+        answer = self._ask(
+            op="register",
+            sys_path=[str(p) for p in sys_path],
+            modules=list(dict.fromkeys([*modules, *(c[0] for c in classes)])),
+            classes=[list(c) for c in classes],
+        )
+        if not answer.get("ok"):
+            raise UserError(
+                f"plain Keras ({self.keras_backend}) cannot import the model's code: {answer.get('error')}"
+            )
 
     def run(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         values = self.prepare(feed)
@@ -230,6 +306,18 @@ class KerasProcessRunner(BaseRunner):
             raise UserError(f"{self.shown}: the model rejected the feed ({answer.get('error')})")
         with np.load(out_file) as z:
             return {k: z[k] for k in z.files}
+
+    def optimizer_state(self) -> tuple[str | None, dict[str, np.ndarray]]:
+        """The loaded model's optimizer: its class name (None without one) and its variables by path."""
+        out_file = self._work / "optimizer.npz"
+        answer = self._ask(op="optimizer", out=str(out_file))
+        if not answer.get("ok"):
+            raise UserError(f"{self.shown}: reading its optimizer failed ({answer.get('error')})")
+        if answer.get("optimizer") is None:
+            return None, {}
+        with np.load(out_file) as z:
+            values = {k: z[k] for k in z.files}
+        return str(answer["optimizer"]), {p: values[p] for p in answer["paths"]}
 
     def versions(self) -> dict[str, str | None]:
         hello = self._hello or {}
@@ -243,7 +331,10 @@ class KerasProcessRunner(BaseRunner):
         return d
 
     def reset(self) -> bool:
-        """Forget the loaded model, ready for another file; False when the worker is gone."""
+        """Forget the loaded model, ready for another file; False when the worker is gone or
+        imported user code."""
+        if self.tainted:
+            return False
         try:
             answer = self._ask(op="reset")
         except (UnsupportedError, OSError, ValueError):
