@@ -31,7 +31,8 @@ that scale keeps them exact and rounds the rest away, which only a per-channel v
 before comparing). A layer diverges when ``relative`` exceeds the tolerance
 (:data:`~tfmodelkit.verify.tolerances.LAYER_TOLERANCES`: per float pair or quantized B);
 ``first_divergent_layer`` is the first in graph order that does, ``largest_growth_layer`` the one
-whose ``relative`` grows most (as a ratio) over the row before it.
+whose ``relative`` grows most (as a ratio) over that of the layers feeding it (the largest of
+them; in a Sequential model, the row before).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class LayerComparison:
     b_dtype: str
     scale: float | None = None
     zero_point: int | None = None
-    #: ``relative`` over the previous row's (None for the first row).
+    #: ``relative`` over the largest of the layers feeding this one (the row before in a Sequential
+    #: model); None for the inputs.
     growth: float | None = None
     exceeds: bool = False
 
@@ -459,21 +461,51 @@ def _row(a: _Tensor, b: _Tensor, matched_by: str) -> LayerComparison:
     )
 
 
+def _inbound(model: Any) -> dict[str, tuple[str, ...]]:
+    """Layer name -> the layers feeding it, from a functional model's config (empty for
+    Sequential models and anything whose config cannot be had: the row before then stands in)."""
+    from ..formats.keras_config import inbound_names
+
+    try:
+        entries = model.get_config().get("layers", [])
+    except Exception:  # a subclassed model's get_config may raise anything
+        return {}
+    return {str(e["name"]): inbound_names(e) for e in entries if isinstance(e, dict) and "name" in e}
+
+
+def _before(layer: str, seen: Mapping[str, float], inbound: Mapping[str, tuple[str, ...]], depth: int = 0) -> float | None:
+    """The largest relative error among the compared layers feeding ``layer`` (through layers with
+    no tensor of their own), or None when none is known."""
+    if depth > 64:
+        return None
+    values = []
+    for name in inbound.get(layer, ()):
+        value = seen.get(name, None)
+        if value is None:
+            value = _before(name, seen, inbound, depth + 1)
+        if value is not None:
+            values.append(value)
+    return max(values) if values else None
+
+
 def _verdicts(
-    rows: list[LayerComparison], tolerance: float
+    rows: list[LayerComparison], tolerance: float, inbound: Mapping[str, tuple[str, ...]]
 ) -> tuple[list[LayerComparison], str | None, str | None]:
+    """Rows with ``growth`` (over the layers feeding each, else the row before) and ``exceeds``;
+    the first divergent and the largest-growth layer."""
     out: list[LayerComparison] = []
+    seen: dict[str, float] = {}
     best: tuple[float, str] | None = None
     for i, row in enumerate(rows):
         growth = None
-        if i:
-            growth = (
-                row.relative / max(out[-1].relative, GROWTH_FLOOR)
-                if math.isfinite(row.relative)
-                else math.inf
-            )
+        prev = _before(row.layer, seen, inbound) if row.matched_by != "input" else None
+        if prev is None and i and row.matched_by != "input":
+            prev = out[-1].relative
+        if prev is not None:
+            growth = row.relative / max(prev, GROWTH_FLOOR) if math.isfinite(row.relative) else math.inf
             if row.relative > GROWTH_FLOOR and (best is None or growth > best[0]):
                 best = (growth, row.layer)
+        seen[row.layer] = max(seen.get(row.layer, 0.0), row.relative)
         out.append(dataclasses.replace(row, growth=growth, exceeds=not row.relative <= tolerance))
     first = next((r.layer for r in out if r.exceeds), None)
     return out, first, best[1] if best else None
@@ -562,7 +594,7 @@ def compare_layers(
     tol = (
         float(tolerance) if tolerance is not None else LAYER_TOLERANCES["quantized" if quantized else "float"]
     )
-    rows, first, growth = _verdicts([_row(a, b_tensors[j], how) for a, j, how in triples], tol)
+    rows, first, growth = _verdicts([_row(a, b_tensors[j], how) for a, j, how in triples], tol, _inbound(model))
     done = {a.name for a, _, _ in triples}
     unmatched = tuple(r.name for r in a_rows if r.owners and r.name not in done)
     if unmatched:

@@ -175,7 +175,7 @@ def format_layerwise(layers: Any) -> list[str]:
     grew = by_name.get(layers.largest_growth_layer or "")
     if grew is not None and grew.growth is not None:
         lines.append(
-            f"largest growth: {grew.layer} (relative error x{grew.growth:.3g} over the layer before)"
+            f"largest growth: {grew.layer} (relative error x{grew.growth:.3g} over the layers feeding it)"
         )
     lines.extend(f"note: {n}" for n in layers.notes)
     return lines
