@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from tests.conftest import FIXTURES  # noqa: E402
 from tfmodelkit.cli.modelconv import main as modelconv  # noqa: E402
 from tfmodelkit.convert import convert  # noqa: E402
 from tfmodelkit.errors import UserError  # noqa: E402
@@ -81,28 +82,37 @@ def test_named_layer_stays_float_and_the_model_verifies(outlier_model, tmp_path)
     assert step["kept_float_bytes"] == dst.stat().st_size > step["full_int8_bytes"] > 0
     floats, ints = _float_and_int8_ops(dst)
     # Keras 3 traces the layer under the scope outlier_1: its matmul and sigmoid stay float...
-    assert set(step["kept_float_nodes"]) == floats and any("outlier" in n for n in floats)
-    # ... and the other layers' ops are int8.
+    assert set(step["kept_float_nodes"]) == floats and sum("outlier" in n for n in floats) == 2
+    # ... but not head's matmul, which reads it: it writes the model output, which stays int8.
+    assert step["float_readers"] == {}
+    # ... and the other ops are int8.
     assert not any("outlier" in n for n in ints) and any("features" in n for n in ints)
 
 
-def test_auto_keeps_the_outlier_layer_after_full_int8_fails(outlier_model, tmp_path, capsys):
-    src, calibration = outlier_model
+def test_auto_keeps_the_fixtures_outlier_layer_after_full_int8_fails(tmp_path, capsys):
+    """The fixture whose layer ``outliers`` has 2 extreme channels of 64, verified on samples
+    of its real input range: full int8 fails, keeping that one layer float passes."""
+    # What fixtures/models/make_outlier_channels.py writes.
+    rel, outlier = "keras_h5/outlier_channels.h5", "outliers"
+    calibration, verify = "inputs/outlier_channels.calibration.npz", "inputs/outlier_channels.verify.npz"
     dst, report_file = tmp_path / "auto.tflite", tmp_path / "r.json"
     code = modelconv([
-        "convert", str(src), str(dst), "--quantize", "int8", "--calibration-data", str(calibration),
-        "--keep-float", "auto", "--report", str(report_file), "-q",
+        "convert", str(FIXTURES / rel), str(dst), "--quantize", "int8", "--calibration-data",
+        str(FIXTURES / calibration), "--inputs", str(FIXTURES / verify), "--keep-float", "auto",
+        "--report", str(report_file), "-q",
     ])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and dst.is_file()
     step = json.loads(report_file.read_text())["details"]["tflite"]
-    assert step["kept_float"] == ["outlier"] and step["keep_float"] == "auto"
+    assert step["kept_float"] == [outlier] and step["keep_float"] == "auto"
     first, last = step["keep_float_attempts"][0], step["keep_float_attempts"][-1]
-    assert first["kept_float"] == [] and first["ok"] is False and first["worst"] > 1  # full int8 fails
-    assert last == {**last, "kept_float": ["outlier"], "ok": True} and last["worst"] < 1
-    assert max(step["layer_errors"], key=step["layer_errors"].get) == "outlier"
-    assert step["max_float_layers"] == 1  # a quarter of 3 layers, at least 1
-    assert f"kept float: outlier ({step['kept_float_bytes']:,} bytes against {step['full_int8_bytes']:,}" in out
+    assert first["kept_float"] == [] and first["ok"] is False and first["worst"] > 10  # full int8 fails
+    assert last == {**last, "kept_float": [outlier], "ok": True} and last["worst"] < 1
+    assert max(step["layer_errors"], key=step["layer_errors"].get) == outlier
+    assert step["max_float_layers"] == 2  # a quarter of its 8 layers
+    assert step["float_readers"] == {outlier: ["mix"]}
+    assert step["full_int8_bytes"] < step["kept_float_bytes"] == dst.stat().st_size
+    assert f"kept float: outliers (and the ops of mix reading it) ({step['kept_float_bytes']:,} bytes against" in out
 
 
 def test_auto_gives_up_with_the_best_attempt_when_no_set_passes(outlier_model, tmp_path, capsys):

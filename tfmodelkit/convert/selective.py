@@ -98,6 +98,14 @@ class GraphLayer:
 
     name: str
     nodes: list[str] = field(default_factory=list)
+    #: Ops of other layers that read this layer's outputs, and those layers: they stay float with
+    #: it, or they would quantize its output again (with the scale its extreme channels set).
+    readers: list[str] = field(default_factory=list)
+    reader_layers: list[str] = field(default_factory=list)
+
+    @property
+    def float_nodes(self) -> list[str]:
+        return list(dict.fromkeys(self.nodes + self.readers))
 
 
 def _scopes(tensor_name: str) -> list[str]:
@@ -170,6 +178,7 @@ def graph_layers(model: bytes, known: Sequence[str] = ()) -> list[GraphLayer]:
         by_scope.update({k: k for k in known if k not in by_scope})
     strip = not known and _keras3_suffixed(ops)
     layers: dict[str, GraphLayer] = {}
+    owners: list[str | None] = []
     for outs, consts in ops:
         owner = None
         for names in (outs, consts):  # an output op is named after the output: see its weights
@@ -184,9 +193,31 @@ def graph_layers(model: bytes, known: Sequence[str] = ()) -> list[GraphLayer]:
                     break
             if owner:
                 break
+        owners.append(owner)
         if owner:
             layers.setdefault(owner, GraphLayer(owner)).nodes.extend(outs)
+    _add_readers(interp, owners, layers)
     return list(layers.values())
+
+
+def _add_readers(interp: Any, owners: Sequence[str | None], layers: Mapping[str, GraphLayer]) -> None:
+    """Fill each layer's ``readers``: the ops of other layers whose inputs its ops produce. An op
+    writing a model output is left out: it stays int8 so that the output keeps the quantization
+    (and the int8 tolerance of so many output steps) full int8 gives it; name its layer to keep it
+    float too."""
+    ops = interp._get_ops_details()  # noqa: SLF001
+    made_by = {i: owners[k] for k, op in enumerate(ops) for i in op["outputs"]}
+    outputs = {d["index"] for d in interp.get_output_details()}
+    for k, op in enumerate(ops):
+        if outputs & set(op["outputs"]):
+            continue
+        sources = {made_by.get(i) for i in op["inputs"] if i >= 0} - {None, owners[k]}
+        names = [interp._get_tensor_details(i, 0)["name"] for i in op["outputs"]]  # noqa: SLF001
+        for source in sources:
+            g = layers[str(source)]
+            g.readers.extend(names)
+            if owners[k] and owners[k] not in g.reader_layers:
+                g.reader_layers.append(str(owners[k]))
 
 
 def resolve(request: KeepFloat, layers: Sequence[GraphLayer]) -> list[GraphLayer]:
@@ -385,6 +416,15 @@ def layer_errors(tf: Any, debugger: Any, layers: Sequence[GraphLayer],
     return errors
 
 
+def _kept_text(kept: Sequence[str], readers: Mapping[str, Sequence[str]]) -> str:
+    """``outliers (and the ops of mix reading it)``."""
+    parts = []
+    for name in kept:
+        by = [r for r in readers.get(name, ()) if r not in kept]
+        parts.append(name + (f" (and the ops of {', '.join(by)} reading it)" if by else ""))
+    return ", ".join(parts) or "none"
+
+
 def _bytes_text(model: int, full: int) -> str:
     extra = model - full
     share = f", {extra / full:+.0%}" if full else ""
@@ -413,7 +453,7 @@ def _auto(tf: Any, debugger: Any, layers: Sequence[GraphLayer], request: KeepFlo
         if ok or len(kept) >= limit:
             break
         try:
-            trial = requantized(tf, debugger, [n for g in [*kept, layer] for n in g.nodes], io)
+            trial = requantized(tf, debugger, [n for g in [*kept, layer] for n in g.float_nodes], io)
         except ValueError as e:  # an output of this layer would stay float under integer I/O
             attempts.append(
                 {"kept_float": [g.name for g in [*kept, layer]], "ok": False, "skipped": first_line(e)}
@@ -458,7 +498,7 @@ def quantize_selectively(
     else:
         kept = resolve(request, layers)
         try:
-            model = requantized(tf, debugger, [n for g in kept for n in g.nodes], io)
+            model = requantized(tf, debugger, [n for g in kept for n in g.float_nodes], io)
         except ValueError as e:
             raise UserError(
                 f"--keep-float {','.join(request.layers)}: a model input or output would stay float, "
@@ -467,11 +507,11 @@ def quantize_selectively(
         full = len(requantized(tf, debugger, [], io))
     details.update(
         keep_float=AUTO if request.layers is None else list(request.layers), kept_float=[g.name for g in kept],
-        kept_float_nodes=[n for g in kept for n in g.nodes], full_int8_bytes=full, kept_float_bytes=len(model),
+        kept_float_nodes=list(dict.fromkeys(n for g in kept for n in g.float_nodes)),
+        float_readers={g.name: g.reader_layers for g in kept if g.reader_layers}, full_int8_bytes=full, kept_float_bytes=len(model),
     )  # fmt: skip
-    progress.say(
-        f"[keep-float] kept float: {', '.join(g.name for g in kept) or 'none'}; {_bytes_text(len(model), full)}"
-    )
+    text = _kept_text(details["kept_float"], details["float_readers"])
+    progress.say(f"[keep-float] kept float: {text}; {_bytes_text(len(model), full)}")
     return model
 
 
@@ -481,8 +521,7 @@ def kept_float_line(details: Mapping[str, Any]) -> str | None:
     step = details.get("tflite", details)
     if not isinstance(step, Mapping) or "kept_float" not in step:
         return None
-    names = ", ".join(step["kept_float"]) or "none"
-    return f"kept float: {names} ({_bytes_text(int(step['kept_float_bytes']), int(step['full_int8_bytes']))})"
+    return f"kept float: {_kept_text(step['kept_float'], step.get('float_readers', {}))} ({_bytes_text(int(step['kept_float_bytes']), int(step['full_int8_bytes']))})"
 
 
 __all__ = [
