@@ -90,26 +90,29 @@ def test_named_layer_stays_float_and_the_model_verifies(outlier_model, tmp_path)
 
 
 def test_auto_keeps_the_fixtures_outlier_layer_after_full_int8_fails(tmp_path, capsys):
-    """The fixture whose layer ``outliers`` has 2 extreme channels of 64, verified on samples
-    of its real input range: full int8 fails, keeping that one layer float passes."""
+    """The fixture whose layer ``outliers`` has 2 extreme channels of 64, verified (every attempt
+    too) on the calibration samples held out of calibration: full int8 fails, keeping that one
+    layer float passes."""
     # What fixtures/models/make_outlier_channels.py writes.
     rel, outlier = "keras_h5/outlier_channels.h5", "outliers"
-    calibration, verify = "inputs/outlier_channels.calibration.npz", "inputs/outlier_channels.verify.npz"
+    calibration = "inputs/outlier_channels.calibration.npz"
     dst, report_file = tmp_path / "auto.tflite", tmp_path / "r.json"
     code = modelconv([
         "convert", str(FIXTURES / rel), str(dst), "--quantize", "int8", "--calibration-data",
-        str(FIXTURES / calibration), "--inputs", str(FIXTURES / verify), "--keep-float", "auto",
+        str(FIXTURES / calibration), "--keep-float", "auto",
         "--report", str(report_file), "-q",
     ])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and dst.is_file()
-    step = json.loads(report_file.read_text())["details"]["tflite"]
+    report = json.loads(report_file.read_text())
+    step = report["details"]["tflite"]
     assert step["kept_float"] == [outlier] and step["keep_float"] == "auto"
     first, last = step["keep_float_attempts"][0], step["keep_float_attempts"][-1]
     assert first["kept_float"] == [] and first["ok"] is False and first["worst"] > 10  # full int8 fails
     assert last == {**last, "kept_float": [outlier], "ok": True} and last["worst"] < 1
     assert max(step["layer_errors"], key=step["layer_errors"].get) == outlier
     assert step["max_float_layers"] == 2  # a quarter of its 8 layers
+    assert report["verification"][-1]["context"]["inputs_source"] == "calibration"
     assert step["float_readers"] == {outlier: ["mix"]}
     assert step["full_int8_bytes"] < step["kept_float_bytes"] == dst.stat().st_size
     assert f"kept float: outliers (and the ops of mix reading it) ({step['kept_float_bytes']:,} bytes against" in out

@@ -228,7 +228,7 @@ def convert_in_child(job: ConvertJob, channel: isolate.ChildProgress) -> Convers
             flatbuffer = selective.quantize_selectively(
                 tf, converter, lambda c: _concrete_converter(tf, c, _loaded(job), job.keys), job.keep_float,
                 source=job.source, src_path=job.src_path, key=job.keys[0], verify=job.verify, progress=steps,
-                details=report.details,
+                details=report.details, held_out=calibration.held_out if calibration is not None else None,
             )  # fmt: skip
         else:
             flatbuffer = _convert(

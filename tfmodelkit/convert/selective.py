@@ -309,10 +309,11 @@ class Attempts:
     """Verifies candidate flatbuffers as the conversion's own verification will (same inputs,
     same tolerances), against reference outputs computed once."""
 
-    def __init__(self, src_path: Path, key: str, options: VerifyOptions) -> None:
+    def __init__(self, src_path: Path, key: str, options: VerifyOptions, held_out: Mapping[str, Any] | None) -> None:
         self.reference = _Remembered(SavedModelRunner(src_path, signature=key, safe_mode=False))
         self.key, self.options = key, options
-        self.feed = load_inputs(options.inputs, self.reference.inputs) if options.inputs else None
+        # The final verification's inputs: --inputs, else the calibration samples held out of it.
+        self.feed = load_inputs(options.inputs, self.reference.inputs) if options.inputs else held_out
         self.folder = Path(tempfile.mkdtemp(prefix="keep-float-"))
         self.count = 0
 
@@ -480,10 +481,13 @@ def _auto(tf: Any, debugger: Any, layers: Sequence[GraphLayer], request: KeepFlo
 def quantize_selectively(
     tf: Any, converter: Any, refreeze: Callable[[Any], Any], request: KeepFloat, *, source: object,
     src_path: Path, key: str, verify: VerifyOptions, progress: Progress, details: dict[str, Any],
+    held_out: Mapping[str, Any] | None = None,
 ) -> bytes:  # fmt: skip
     """The int8 flatbuffer of ``converter`` (set up for int8, with its representative dataset)
     with ``request``'s layers left in float; ``details`` gets ``kept_float`` and the bytes
-    against full int8 (and for ``auto`` every attempt and the per-layer errors)."""
+    against full int8 (and for ``auto`` every attempt and the per-layer errors). ``auto``'s attempts
+    are verified on what the conversion's verification runs: ``verify.inputs``, else ``held_out``
+    (calibration samples kept out of calibration), else generated inputs."""
     io = (converter.inference_input_type, converter.inference_output_type)
     calibration = converter.representative_dataset
     order: list[str] = []
@@ -492,7 +496,7 @@ def quantize_selectively(
     order += _input_order(debugger.calibrated_model, key)
     layers = graph_layers(debugger.calibrated_model, request.known_layers)
     if request.layers is None:
-        check = Attempts(src_path, key, verify)
+        check = Attempts(src_path, key, verify, held_out)
         kept, model = _auto(tf, debugger, layers, request, io, check, dataset, progress, details)
         full = next(a["bytes"] for a in details["keep_float_attempts"] if not a["kept_float"])
     else:
