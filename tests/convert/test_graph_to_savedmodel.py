@@ -166,3 +166,25 @@ def test_convert_tf1_checkpoint_to_tfjs_through_a_savedmodel(tmp_path, capsys):
     assert report["route"] == ["checkpoint", "savedmodel", "tfjs"]
     doc = json.loads((tmp_path / "js" / "model.json").read_text())
     assert doc["format"] == "graph-model"
+
+
+def test_tf0_session_bundle_to_tflite_in_one_command(corpus, tmp_path, capsys):
+    """TF Serving's 2016 export (a V1 checkpoint of TF 0.x `Variable` ops, its .meta beside it),
+    named by its base folder. Its Placeholder has no shape: verification takes --shape (a scalar,
+    which is what the TFLite converter makes of an input of unknown rank)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    lite = tmp_path / "hp2.tflite"
+    base = corpus / "savedmodel/tfserving_bad_half_plus_two"
+    argv = ["convert", base, lite, "--shape", "Placeholder=", "--report", tmp_path / "r.json", "-q"]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    report = _verified(tmp_path / "r.json")
+    assert report["route"] == ["checkpoint_v1", "savedmodel", "tflite"]
+    runner = Interpreter(model_path=str(lite)).get_signature_runner("serving_default")
+    for x in (0.0, 3.0, -7.5):
+        assert runner(Placeholder=np.float32(x))["Add"] == np.float32(0.5 * x + 2)
+    # Without a shape, the one-line answer names the flag that gives it.
+    assert main(["convert", str(base), str(tmp_path / "b.tflite"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--shape Placeholder=" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "b.tflite").exists()

@@ -34,6 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     v.add_argument("--samples", type=int, metavar="N", help="how many generated samples to verify on (default 32; all of --inputs when given)")
     v.add_argument("--batch", type=int, metavar="N", help="samples per run where the batch is dynamic (default: all at once; a fixed batch runs as often as it takes)")
     v.add_argument("--input-range", action="append", default=[], metavar="NAME=LO,HI", help="range of a generated input (default: what the model declares, else -1,1 for floats)")
+    v.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS", help="full shape of a generated input, e.g. image=1,224,224,3 (NAME= for a scalar); needed where its rank is unknown (old TF1 graphs)")
     v.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic, 4 output steps int8)")
     v.add_argument("--rtol", type=float, help="relative tolerance (default 1e-5 float32, 1e-2 float16, 2e-2 dynamic)")
     s = p.add_argument_group("safety")
@@ -229,11 +230,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _verify_options(args: argparse.Namespace) -> Any:
     from tfmodelkit.convert.base import VerifyOptions
-    from tfmodelkit.verify.gate import parse_ranges
+    from tfmodelkit.verify.gate import parse_ranges, parse_shapes
 
     return VerifyOptions(
         enabled=not args.no_verify, inputs=args.inputs, seed=args.seed, samples=args.samples, batch=args.batch,
-        ranges=parse_ranges(args.input_range) or None, atol=args.atol, rtol=args.rtol,
+        ranges=parse_ranges(args.input_range) or None, shapes=parse_shapes(args.shape) or None, atol=args.atol,
+        rtol=args.rtol,
     )
 
 

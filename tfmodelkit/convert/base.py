@@ -33,6 +33,7 @@ class VerifyOptions:
     samples: int | None = None  # None: verify.inputs.DEFAULT_SAMPLES
     batch: int | None = None  # samples per run where the batch is dynamic (None: all at once)
     ranges: dict[str, tuple[float, float]] | None = None  # --input-range
+    shapes: dict[str, list[int]] | None = None  # --shape: full shapes of generated inputs (unknown ranks)
     atol: float | None = None  # None: the route's default
     rtol: float | None = None
 
@@ -207,7 +208,7 @@ def run_verification(
     with progress.stage("verify", f"{label}: running both on the same inputs"):
         result = compare_runners(
             reference, candidate, feed=feed, seed=options.seed, samples=options.samples, batch=options.batch,
-            ranges=options.ranges, inputs_source=inputs_source,
+            ranges=options.ranges, shapes=options.shapes, inputs_source=inputs_source,
             atol=atol, rtol=rtol, quantized_steps=steps,
         )  # fmt: skip
     if calibration is not None:

@@ -43,13 +43,36 @@ def _renamed(keys: list[str], names: list[str] | None, side: str) -> list[str]:
     return names
 
 
+def _frozen_session(tf: Any, runner: TF1Runner) -> tuple[Any, Any]:
+    """(graph, session) of the runner's graph with its variables as constants, pruned to the outputs."""
+    loaded = runner.loaded
+    keep = sorted({t.rsplit(":", 1)[0] for t in [*loaded.outputs.values(), *loaded.inputs.values()]})
+    graph_def = loaded.graph.as_graph_def()
+    for node in graph_def.node:
+        # TF quirk: convert_variables_to_constants (TF 2.21) freezes VariableV2 but leaves the TF 0.x
+        # `Variable` op (same attributes) a variable, whose read then fails "uninitialized value";
+        # named as its successor, it is frozen from the session's value like any other.
+        if node.op == "Variable":
+            node.op = "VariableV2"
+    with loaded.graph.as_default():
+        frozen = tf.compat.v1.graph_util.convert_variables_to_constants(loaded.session, graph_def, keep)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(frozen, name="")
+    return graph, tf.compat.v1.Session(graph=graph)
+
+
 def write_savedmodel(
-    runner: TF1Runner, folder: Path, input_names: list[str], output_names: list[str]
+    runner: TF1Runner, folder: Path, input_names: list[str], output_names: list[str], freeze: bool = False
 ) -> dict[str, Any]:
-    """The runner's session as a SavedModel with ``serving_default`` (input/output names given)."""
+    """The runner's session as a SavedModel with ``serving_default`` (input/output names given);
+    ``freeze``: its variables written as constants."""
     tf = import_tensorflow("writing a SavedModel")
     loaded = runner.loaded
-    graph = loaded.graph
+    graph, session = loaded.graph, loaded.session
+    if freeze:
+        with quiet_fds(replay=False):
+            graph, session = _frozen_session(tf, runner)
     build = tf.compat.v1.saved_model.utils.build_tensor_info
     with graph.as_default(), quiet_fds(replay=False):
         inputs = {
@@ -65,17 +88,20 @@ def write_savedmodel(
         )
         builder = tf.compat.v1.saved_model.Builder(str(folder))
         builder.add_meta_graph_and_variables(
-            loaded.session,
+            session,
             ["serve"],
             signature_def_map={"serving_default": signature},
             strip_default_attrs=True,
         )
         builder.save()
         variables = len(tf.compat.v1.global_variables())
+    if freeze:
+        session.close()
     return {
         "inputs": {name: t for name, t in zip(input_names, loaded.inputs.values(), strict=True)},
         "outputs": {name: t for name, t in zip(output_names, loaded.outputs.values(), strict=True)},
         "variables": variables,
+        **({"frozen": True} if freeze else {}),
     }
 
 
@@ -91,6 +117,7 @@ def graph_to_savedmodel(
     output_names: str | Sequence[str] | None = None,
     signature: str | None = None,
     unsafe: bool = False,
+    freeze: bool = False,
     verify: VerifyOptions | None = None,
     overwrite: bool = False,
     keep_failed: bool = False,
@@ -99,7 +126,8 @@ def graph_to_savedmodel(
     """Convert a TF1 graph (frozen ``.pb``/``.pbtxt``, ``.meta``, or checkpoint + ``meta``) to a
     SavedModel whose ``serving_default`` feeds ``input_tensors`` and fetches ``output_tensors``
     (``NAME[:k]``; default: the graph's signature, else its placeholders and unconsumed tensors),
-    keyed by their op names or by ``input_names``/``output_names``; verified against the source."""
+    keyed by their op names or by ``input_names``/``output_names``; verified against the source.
+    ``freeze`` writes the variables as constants (what the TFLite and TF.js routes take)."""
     src_path = Path(src)
     fmt = detect(src_path)
     if fmt not in SOURCES:
@@ -120,7 +148,9 @@ def graph_to_savedmodel(
         ins = _renamed([s.name for s in runner.inputs], _names(input_names), "input")
         outs = _renamed([s.name for s in runner.outputs], _names(output_names), "output")
         with steps.stage("export", "writing the SavedModel (tf.compat.v1.saved_model.Builder)"):
-            report.details["signature"] = {"serving_default": write_savedmodel(runner, stage.path, ins, outs)}
+            report.details["signature"] = {
+                "serving_default": write_savedmodel(runner, stage.path, ins, outs, freeze=freeze)
+            }
         if options.enabled:
             with steps.stage("verify", "loading the SavedModel back"):
                 # Our own export of the graph the reference runs: the same ops, nothing new.

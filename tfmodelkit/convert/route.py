@@ -180,7 +180,13 @@ def _through_savedmodel(
     label = f"{src} (as a SavedModel)"
     try:
         with context:
-            first = _to_savedmodel(src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False})
+            # A TF1 graph's temporary SavedModel holds its variables as constants: TF 2.21's TFLite
+            # converter does not lift TF0.x/1.x ref variables (`Variable` ops) and fails with
+            # "'tf.VariableV2' op is illegal in a TFLite pipeline"; TF.js freezes them anyway.
+            freeze = {"freeze": True} if graph_source(src, fmt, options) else {}
+            first = _to_savedmodel(
+                src, fmt, temporary, {**options, "overwrite": False, "keep_failed": False, **freeze}
+            )
             if not first.ok:
                 return first, first
             extra: dict[str, Any] = {"source_label": label} if "source_label" in keyword_names(step) else {}

@@ -328,7 +328,7 @@ class Attempts:
         atol, rtol, steps = route_tolerances("int8", o.atol, o.rtol)
         report = compare_runners(
             self.reference, candidate, feed=self.feed, seed=o.seed, samples=o.samples, batch=o.batch,
-            ranges=o.ranges, atol=atol, rtol=rtol, quantized_steps=steps,
+            ranges=o.ranges, shapes=o.shapes, atol=atol, rtol=rtol, quantized_steps=steps,
         )  # fmt: skip
         worst = 0.0
         for out in report.outputs:
