@@ -91,6 +91,9 @@ def _float_pair(tmp_path):
     x = L.ReLU(name="relu")(x)
     x = L.Dropout(0.5, name="drop")(x)
     x = L.Flatten(name="flat")(x)
+    # Keras 3's export scopes layer `dense` as `dense_1` and layer `dense_1` as `dense_1_2`.
+    x = L.Dense(5, activation="relu", name="dense")(x)
+    x = L.Dense(4, activation="relu", name="dense_1")(x)
     out = L.Dense(3, name="logits")(x)
     model = keras.Model(inp, out, name="small_cnn")
     bn = model.get_layer("bn")
@@ -116,6 +119,9 @@ def test_float_tflite_matches_every_layer_and_says_how(tmp_path):
     assert by["relu"].matched_by == "name" and "conv" in by["relu"].b_tensor
     assert {"conv", "bn", "drop"} <= set(r.unmatched)
     assert by["flat"].shape == (8, 216)
+    assert by["dense"].matched_by == "name" and "/dense_1/" in by["dense"].b_tensor
+    assert by["dense_1"].matched_by == "name" and "/dense_1_2/" in by["dense_1"].b_tensor
+    assert by["logits"].matched_by == "shape"  # StatefulPartitionedCall:0 names no layer
     assert r.context["samples"] == 8
 
 

@@ -197,18 +197,38 @@ def _layer_outputs(model: Any) -> tuple[list[tuple[str, str, Any]], list[str]]:
     return rows, skipped
 
 
-def _probe(model: Any, loader: str, outputs: list[Any]) -> Any:
-    """A model over the same inputs that outputs every layer (a functional model sharing the layers)."""
+def _probe(model: Any, outputs: list[Any]) -> Any:
+    """A model over the same inputs that outputs every layer (a functional model sharing the layers),
+    built by the Keras the model belongs to (tf_keras or Keras 3, whatever loader made it)."""
     from ..loaders.tf import import_keras, import_tf_keras
 
-    lib: Any = import_tf_keras("comparing Keras layers") if loader == "tf_keras" else None
+    legacy = type(model).__module__.split(".")[0] == "tf_keras"
+    lib: Any = import_tf_keras("comparing Keras layers") if legacy else None
     lib = lib or import_keras("comparing Keras layers")
     try:
-        return lib.Model(model.input, outputs)
+        return lib.Model(_symbolic_inputs(model), outputs)
     except Exception as e:
         raise UnsupportedError(
             f"{model.name}: cannot rebuild the model to output its layers ({first_line(e, with_type=True)})"
         ) from None
+
+
+def _symbolic_inputs(model: Any) -> Any:
+    """The model's symbolic inputs in its own structure. Keras 3's ``Sequential.input`` raises
+    ("never been called") for a model read from a legacy .h5 even once built; ``.inputs`` works."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        inputs = list(model.inputs)
+        return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _feed_value(io: Any, feed: Mapping[str, np.ndarray]) -> Any:
+    """``feed`` in the form the model takes (a dict, a list, or its only input)."""
+    values = [np.asarray(feed[s.name]) for s in io.inputs]
+    if io.feed_kind == "dict":
+        return dict(zip([s.name for s in io.inputs], values, strict=True))
+    return values[0] if io.feed_kind == "single" else values
 
 
 def _keras_side(
@@ -217,19 +237,23 @@ def _keras_side(
     """The model's inputs and every layer's output on ``feeds`` (joined), and the layers skipped."""
     from ..loaders.keras import keras_io
 
+    io = keras_io(model, where)
+    try:
+        _symbolic_inputs(model)
+    except (AttributeError, ValueError, TypeError):
+        # Keras 3 builds a Sequential model read from a legacy .h5 (and its layers' symbolic
+        # outputs) only when it is first called.
+        try:
+            model(_feed_value(io, feeds[0]), training=False)
+        except Exception as e:
+            raise UserError(f"{where}: the model rejected the feed ({first_line(e, with_type=True)})") from None
     rows, skipped = _layer_outputs(model)
     if not rows:
         raise UnsupportedError(f"{where}: a model without layers to compare (a subclassed model?)")
-    probe = _probe(model, loader, [t for _, _, t in rows])
-    io = keras_io(model, where)
+    probe = _probe(model, [t for _, _, t in rows])
     runs: list[list[np.ndarray]] = []
     for feed in feeds:
-        values = [np.asarray(feed[s.name]) for s in io.inputs]
-        x: Any = values
-        if io.feed_kind == "dict":
-            x = dict(zip([s.name for s in io.inputs], values, strict=True))
-        elif io.feed_kind == "single":
-            x = values[0]
+        x = _feed_value(io, feed)
         try:
             result = probe(x, training=False)
         except Exception as e:
@@ -259,24 +283,40 @@ def _joined(parts: Sequence[np.ndarray]) -> np.ndarray:
 _SUFFIX = re.compile(r"^(.*)_\d+$")
 
 
-def _owners(name: str, layers: Sequence[str]) -> tuple[str, ...]:
-    """The layers a converter's tensor name speaks of: scope components equal to a layer name, or
-    a layer name with the ``_N`` suffix Keras 3's export adds to scopes, when no layer has that
-    suffixed name (``model_1/dense_1/MatMul`` is layer ``dense`` unless a layer ``dense_1`` exists)."""
+def _owners(name: str, layers: Sequence[str], model: str = "") -> tuple[str, ...]:
+    """The layers a converter's tensor name speaks of, by its scope components.
+
+    Keras 3's ``model.export`` (and anything that traces a Keras 3 model) suffixes every scope
+    with ``_N`` to keep it unique: model ``sequential`` becomes ``sequential_1``, its layer
+    ``dense`` ``dense_1`` and its layer ``dense_1`` ``dense_1_2``. Below a model scope so
+    suffixed, a component names the layer it is with one ``_N`` taken off; below the model's own
+    name (tf_keras), the layer it equals; with neither in sight, the layer it equals, else the one
+    it is with ``_N`` taken off."""
     known = set(layers)
+    suffixed_model = re.compile(re.escape(model) + r"_\d+$") if model else None
     found = []
     for part in name.split(";"):
         pieces = part.split("/")
-        for piece in pieces[:-1] if len(pieces) > 1 else pieces:
-            if piece in known:
+        pieces = pieces[:-1] if len(pieces) > 1 else pieces  # the last is the op
+        mode = "either"
+        for piece in pieces:
+            if mode == "either" and model and piece == model:
+                mode = "exact"
+                continue
+            if mode == "either" and suffixed_model is not None and suffixed_model.match(piece):
+                mode = "suffixed"
+                continue
+            m = _SUFFIX.match(piece)
+            stripped = m.group(1) if m else None
+            if mode != "suffixed" and piece in known:
                 found.append(piece)
-            elif (m := _SUFFIX.match(piece)) and m.group(1) in known:
-                found.append(m.group(1))
+            elif mode != "exact" and stripped in known:
+                found.append(str(stripped))
     return tuple(dict.fromkeys(found))
 
 
 def _tflite_side(
-    runner: TFLiteRunner, feeds: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str]
+    runner: TFLiteRunner, feeds: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str], model: str
 ) -> list[_Tensor]:
     """Every tensor ``runner`` (made with ``preserve_all_tensors``) writes on ``feeds``, joined over
     the runs, in execution order."""
@@ -295,7 +335,7 @@ def _tflite_side(
             source = int(op["inputs"][0])
         tensors.append(
             _Tensor(
-                name, _owners(name, layers), _joined(parts), np.dtype(detail["dtype"]).name, quant_params(detail),
+                name, _owners(name, layers, model), _joined(parts), np.dtype(detail["dtype"]).name, quant_params(detail),
                 index=int(detail["index"]), quantized_from=source,
             )
         )  # fmt: skip
@@ -308,6 +348,7 @@ def _graph_side(
     layers: Sequence[str],
     signature: str | None,
     a_inputs: Sequence[TensorSpec],
+    model: str,
 ) -> list[_Tensor]:
     """Every float tensor a SavedModel's signature computes on ``feeds``, in graph order, its inputs
     first. The signature's graph is frozen (``convert_variables_to_constants_v2`` inlines the
@@ -354,7 +395,7 @@ def _graph_side(
         runs.append([np.asarray(v) for v in pruned(*values)])
     inputs = [_Tensor(a_of[k], (), _joined([np.asarray(f[a_of[k]]) for f in feeds]), "float32") for k in input_names]
     tensors = [
-        _Tensor(n, _owners(n, layers), _joined([r[i] for r in runs]), str(runs[0][i].dtype))
+        _Tensor(n, _owners(n, layers, model), _joined([r[i] for r in runs]), str(runs[0][i].dtype))
         for i, n in enumerate(fetch)
     ]
     return inputs + tensors
@@ -587,7 +628,9 @@ def compare_layers(
     a_rows, skipped = _keras_side(model, loader, a_where, feeds)
     notes = [f"layer {n} has no single output (shared or never called); not compared" for n in skipped]
     names = [layer.name for layer in model.layers]
-    b_tensors, b_inputs, b_notes = _b_side(candidate, b_path, b_fmt, b_runner, feeds, names, a_inputs, signature, unsafe)
+    b_tensors, b_inputs, b_notes = _b_side(
+        candidate, b_path, b_fmt, b_runner, feeds, names, str(model.name), a_inputs, signature, unsafe
+    )
     notes += [n for n in b_notes if n not in notes]
     triples = _match(a_rows, b_tensors, b_inputs)
     quantized = any(t.quant is not None for t in b_tensors)
@@ -615,7 +658,7 @@ def compare_layers(
 
 def _b_side(
     candidate: Any, b_path: Path, b_fmt: str, b_runner: TFLiteRunner | None, feeds: Sequence[Mapping[str, np.ndarray]],
-    names: Sequence[str], a_inputs: Sequence[TensorSpec], signature: str | None, unsafe: bool,
+    names: Sequence[str], model: str, a_inputs: Sequence[TensorSpec], signature: str | None, unsafe: bool,
 ) -> tuple[list[_Tensor], dict[str, int], list[str]]:  # fmt: skip
     """B's tensors on ``feeds``, A's input name -> the B tensor standing for it, and notes."""
     if b_runner is not None:
@@ -623,14 +666,14 @@ def _b_side(
         if match.problem:
             raise UserError(f"{b_path}: {match.problem}")
         pairs = dict(match.pairs)
-        tensors = _tflite_side(b_runner, [{pairs[k]: v for k, v in f.items() if k in pairs} for f in feeds], names)
+        tensors = _tflite_side(b_runner, [{pairs[k]: v for k, v in f.items() if k in pairs} for f in feeds], names, model)
         return tensors, _tflite_inputs(b_runner, tensors, pairs), []
     if b_fmt == "savedmodel":
         if not unsafe:
             from ..lint import require_safe
 
             require_safe(b_path)
-        tensors = _graph_side(b_path, feeds, names, signature, a_inputs)
+        tensors = _graph_side(b_path, feeds, names, signature, a_inputs, model)
         wanted = {s.name for s in a_inputs}
         return tensors, {t.name: j for j, t in enumerate(tensors) if not t.owners and t.name in wanted}, []
     b_model, b_loader = _keras_model(candidate if isinstance(candidate, KerasRunner) else b_path, unsafe)
