@@ -23,7 +23,8 @@ from tfmodelkit.errors import UserError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def outlier_model(tmp_path_factory) -> tuple[Path, Path]:
-    """(the .keras file, 128 calibration samples as .npz)."""
+    """(the .keras file, 512 calibration samples as .npz: a quarter is held out to verify on, and
+    fewer left some held-out samples outside the calibrated ranges)."""
     import keras
 
     folder = tmp_path_factory.mktemp("keepfloat")
@@ -32,13 +33,18 @@ def outlier_model(tmp_path_factory) -> tuple[Path, Path]:
     o = keras.layers.Dense(16, activation="sigmoid", name="outlier")(h)
     out = keras.layers.Dense(4, name="head")(o)
     model = keras.Model(inp, out, name="spiky")
-    kernel, bias = model.get_layer("outlier").get_weights()
-    bias[0], bias[1] = 500.0, -500.0
-    model.get_layer("outlier").set_weights([kernel, bias])
+    rng = np.random.default_rng(3)  # weights of our own: the same model every run
+    for layer in model.layers[1:]:
+        fan_in, units = layer.kernel.shape
+        kernel = rng.standard_normal((fan_in, units)) * np.sqrt(2.0 / fan_in)
+        bias = rng.uniform(-0.1, 0.1, units)
+        if layer.name == "outlier":
+            bias[0], bias[1] = 500.0, -500.0
+        layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     src = folder / "spiky.keras"
     model.save(src)
     calibration = folder / "calibration.npz"
-    np.savez(calibration, x=np.random.default_rng(5).uniform(-1, 1, (128, 16)).astype(np.float32))
+    np.savez(calibration, x=np.random.default_rng(5).uniform(-1, 1, (512, 16)).astype(np.float32))
     return src, calibration
 
 
@@ -109,6 +115,7 @@ def test_auto_keeps_the_fixtures_outlier_layer_after_full_int8_fails(tmp_path, c
     assert step["kept_float"] == [outlier] and step["keep_float"] == "auto"
     first, last = step["keep_float_attempts"][0], step["keep_float_attempts"][-1]
     assert first["kept_float"] == [] and first["ok"] is False and first["worst"] > 10  # full int8 fails
+    assert first["first_divergent_layer"] == outlier  # the layer-by-layer comparison named it
     assert last == {**last, "kept_float": [outlier], "ok": True} and last["worst"] < 1
     assert max(step["layer_errors"], key=step["layer_errors"].get) == outlier
     assert step["max_float_layers"] == 2  # a quarter of its 8 layers

@@ -190,8 +190,8 @@ def _through_savedmodel(
             if not first.ok:
                 return first, first
             extra: dict[str, Any] = {"source_label": label} if "source_label" in keyword_names(step) else {}
-            if "source_layers" in keyword_names(step):
-                extra["source_layers"] = layers
+            if "source_model" in keyword_names(step):
+                extra["source_model"] = src
             try:
                 second = step(
                     temporary, dst, **_step_options(step, {**options, "signature": "serving_default"}), **extra

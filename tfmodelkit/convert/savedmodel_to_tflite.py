@@ -263,15 +263,21 @@ def _loaded(job: ConvertJob) -> Any:
 
 
 def _keep_float(src_path: Path, keys: list[str], quantize: str, keep_float: str | Sequence[str] | None,
-                max_float_layers: int | None, source_layers: Sequence[str] | None) -> selective.KeepFloat | None:  # fmt: skip
-    """``--keep-float`` checked against the other options, with the model's Keras layer names."""
+                max_float_layers: int | None, source_model: str | None) -> selective.KeepFloat | None:  # fmt: skip
+    """``--keep-float`` checked against the other options, with the Keras model's layer names
+    (the source the SavedModel was made from, or a SavedModel Keras 2 / tf_keras wrote)."""
     if keep_float is None and max_float_layers is None:
         return None
-    if source_layers is None:  # a SavedModel written by Keras 2 / tf_keras names its layers
-        source_layers = [layer.name for layer in read(src_path, format="savedmodel").layers]
-    request = selective.check_request(quantize, keep_float, max_float_layers, source_layers)
+    model = source_model or src_path
+    try:
+        layers = [layer.name for layer in read(model).layers]
+    except TFModelKitError:
+        layers = []
+    request = selective.check_request(quantize, keep_float, max_float_layers, layers)
     if request is not None and len(keys) > 1:
         raise UserError(f"--keep-float converts one signature; choose one of {', '.join(keys)} with --signature")
+    if request is not None and layers:
+        request.reference = str(model)
     return request
 
 
@@ -319,15 +325,15 @@ def savedmodel_to_tflite(
     source_label: str | None = None,
     keep_float: str | Sequence[str] | None = None,
     max_float_layers: int | None = None,
-    source_layers: Sequence[str] | None = None,
+    source_model: str | None = None,
 ) -> ConversionReport:
     """Convert a SavedModel to ``.tflite`` and verify each converted signature with LiteRT.
 
     A model with safety errors (ops reaching files, network or Python) is refused unless
     ``unsafe``. ``source_label`` names the source in reports when ``src`` is a temporary folder.
     ``keep_float`` (layer names, or ``"auto"`` with at most ``max_float_layers``) leaves layers
-    of an int8 model in float (:mod:`.selective`); ``source_layers`` are the Keras layer names of
-    the model the SavedModel was made from.
+    of an int8 model in float (:mod:`.selective`); ``source_model`` is the Keras model the
+    SavedModel was made from (its layer names are what ``keep_float`` takes).
     ``quantize="int8"`` needs ``calibration_data`` (verification then runs on held-out samples of
     it unless ``verify.inputs`` is given) or ``allow_generated_calibration``; ``io_dtype`` keeps
     its inputs and outputs float32 (the default) or makes them int8/uint8.
@@ -351,7 +357,7 @@ def savedmodel_to_tflite(
     job = ConvertJob(
         str(src), src_path, keys, tag_set, quantize, select_tf_ops, calibration_data,
         verify or VerifyOptions(), source_label, steps.quiet, io_dtype, allow_generated_calibration,
-        keep_float=_keep_float(src_path, keys, quantize, keep_float, max_float_layers, source_layers),
+        keep_float=_keep_float(src_path, keys, quantize, keep_float, max_float_layers, source_model),
     )  # fmt: skip
     with staged_output(dst, overwrite) as stage:
         job.stage, job.destination, job.spawned = str(stage.path), str(stage.destination), time.time()

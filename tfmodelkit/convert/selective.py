@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import TFModelKitError, UserError
 from ..loaders.tf import quiet_fds
 from ..util import first_line
 from ..verify import SavedModelRunner, TFLiteRunner, compare_runners, load_inputs
@@ -50,6 +50,8 @@ class KeepFloat:
     max_layers: int | None = None
     #: The model's Keras layer names where known (the source's, or the SavedModel's Keras metadata).
     known_layers: tuple[str, ...] = ()
+    #: The Keras model (file or Keras-written SavedModel) ``auto`` compares layer by layer.
+    reference: str | None = None
 
 
 def keep_float_request(value: str | Sequence[str] | None, max_float_layers: int | None,
@@ -309,7 +311,9 @@ class Attempts:
     """Verifies candidate flatbuffers as the conversion's own verification will (same inputs,
     same tolerances), against reference outputs computed once."""
 
-    def __init__(self, src_path: Path, key: str, options: VerifyOptions, held_out: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, src_path: Path, key: str, options: VerifyOptions, held_out: Mapping[str, Any] | None
+    ) -> None:
         self.reference = _Remembered(SavedModelRunner(src_path, signature=key, safe_mode=False))
         self.key, self.options = key, options
         # The final verification's inputs: --inputs, else the calibration samples held out of it.
@@ -323,6 +327,7 @@ class Attempts:
         self.count += 1
         path = self.folder / f"attempt{self.count}.tflite"
         path.write_bytes(model)
+        self.last = path
         candidate = TFLiteRunner(path, signature=self.key)
         o = self.options
         atol, rtol, steps = route_tolerances("int8", o.atol, o.rtol)
@@ -432,17 +437,58 @@ def _bytes_text(model: int, full: int) -> str:
     return f"{model:,} bytes against {full:,} for full int8 ({extra:+,} bytes{share})"
 
 
+class _NextLayer:
+    """Which layer ``auto`` keeps float next: the first layer where the current model diverges
+    from the Keras reference (:func:`~tfmodelkit.verify.layerwise.compare_layers`), when there is
+    a reference with layers; else, or when that layer is no candidate, the one that loses the
+    most signal (:func:`layer_errors`)."""
+
+    def __init__(self, request: KeepFloat, layers: Sequence[GraphLayer], errors: Mapping[str, float],
+                 check: Attempts, progress: Progress) -> None:  # fmt: skip
+        self.by_name = {g.name: g for g in layers}
+        self.ranked = sorted(layers, key=lambda g: -errors[g.name])
+        self.check, self.progress = check, progress
+        self.reference: Any = None
+        if request.reference:
+            try:
+                from ..verify import KerasRunner
+
+                self.reference = KerasRunner(Path(request.reference))  # safe mode
+            except TFModelKitError as e:
+                progress.say(f"[keep-float] no layer-by-layer comparison ({first_line(e)})")
+
+    def __call__(self, tried: Sequence[str], attempt: dict[str, Any]) -> GraphLayer | None:
+        if self.reference is not None:
+            from ..verify.layerwise import compare_layers
+
+            try:
+                report = compare_layers(
+                    self.reference, self.check.last, inputs=self.check.feed, seed=self.check.options.seed
+                )
+            except TFModelKitError as e:
+                self.progress.say(f"[keep-float] no layer-by-layer comparison ({first_line(e)})")
+                self.reference = None
+            else:
+                first = report.first_divergent_layer
+                attempt["first_divergent_layer"] = first
+                if first in self.by_name and first not in tried:
+                    return self.by_name[first]
+        return next((g for g in self.ranked if g.name not in tried), None)
+
+
 def _auto(tf: Any, debugger: Any, layers: Sequence[GraphLayer], request: KeepFloat, io: tuple[Any, Any],
           check: Attempts, dataset: Any, progress: Progress, details: dict[str, Any]) -> tuple[list[GraphLayer], bytes]:  # fmt: skip
-    """Layers kept float one at a time, worst first, until the model verifies: (the layers, the
-    model); the best attempt when none within the limit does."""
+    """Layers kept float one at a time until the model verifies (:class:`_NextLayer` picks each):
+    (the layers, the model); the best attempt when none within the limit does."""
     errors = layer_errors(tf, debugger, layers, dataset)
-    ranked = sorted(layers, key=lambda g: -errors[g.name])
     limit = request.max_layers or max(1, int(len(layers) * DEFAULT_MAX_SHARE))
-    details["layer_errors"] = {g.name: round(errors[g.name], 4) for g in ranked}
+    details["layer_errors"] = {
+        g.name: round(errors[g.name], 4) for g in sorted(layers, key=lambda g: -errors[g.name])
+    }
     details["max_float_layers"] = limit
     attempts: list[dict[str, Any]] = []
     kept: list[GraphLayer] = []
+    tried: list[str] = []
     model = requantized(tf, debugger, [], io)
     ok, worst = check(model)
     best = (worst, list(kept), model)
@@ -450,9 +496,12 @@ def _auto(tf: Any, debugger: Any, layers: Sequence[GraphLayer], request: KeepFlo
     progress.say(
         f"[keep-float] full int8: {'verifies' if ok else f'fails (worst output {worst:.3g}x its tolerance)'}"
     )
-    for layer in ranked:
-        if ok or len(kept) >= limit:
+    choose = _NextLayer(request, layers, errors, check, progress)
+    while not ok and len(kept) < limit:
+        layer = choose(tried, attempts[-1])
+        if layer is None:
             break
+        tried.append(layer.name)
         try:
             trial = requantized(tf, debugger, [n for g in [*kept, layer] for n in g.float_nodes], io)
         except ValueError as e:  # an output of this layer would stay float under integer I/O
