@@ -312,3 +312,29 @@ def test_a_pb_that_is_no_graph_says_what_to_try(tmp_path):
     with pytest.raises(FormatError, match="neither a frozen GraphDef") as e:
         tfmodelkit.read(path)
     assert "not supported" not in str(e.value)
+
+
+@needs_tf
+def test_a_saver_that_renames_is_paired_by_its_save_op(tmp_path):
+    """``Saver({"old/w": w})`` writes ``new/w`` under another key; the VariableDef does not say
+    so, the saver's save op does: the pairing must be the one TF's restore uses."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        w = tf.compat.v1.get_variable("new/w", initializer=np.arange(6, dtype=np.float32).reshape(2, 3))
+        b = tf.compat.v1.get_variable("new/b", initializer=np.ones(3, np.float32))
+        tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver({"old/w": w, "old/b": b}).save(s, str(tmp_path / "model.ckpt"))
+    desc = tfmodelkit.read(tmp_path / "model.ckpt")
+    ours = {w.name: w.extra["graph_variable"] for w in desc.weights}
+    assert ours == {"old/w": "new/w", "old/b": "new/b"}
+    assert not any("no tensor in the checkpoint" in x for x in desc.warnings)
+    # TF's own restore from the .meta puts each checkpoint value into the variable we name.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as s:
+        tf.compat.v1.train.import_meta_graph(str(tmp_path / "model.ckpt.meta")).restore(s, str(tmp_path / "model.ckpt"))
+        live = {v.op.name: v for v in tf.compat.v1.global_variables()}
+        for key, var in ours.items():
+            np.testing.assert_array_equal(s.run(live[var]), desc.weight(key).read())

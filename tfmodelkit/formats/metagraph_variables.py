@@ -88,7 +88,43 @@ def graph_variables(meta: Any, colls: dict[str, Any]) -> list[dict[str, Any]]:
                 {"name": node.name, "dtype": graphdef.node_dtype(node), "shape": list(shape or ()),
                  "trainable": None, "collection": None, "checkpoint_key": node.name}
             )  # fmt: skip
+    saved = saver_keys(meta, nodes)
+    for entry in found:  # the saver's own key wins: Saver({"old/name": v}) saves v under another name
+        if entry["name"] in saved:
+            entry["checkpoint_key"] = saved[entry["name"]]
     return found
+
+
+#: Save ops and where their saved tensors start among the inputs (after filename, tensor_names[, slices]).
+_SAVE_OPS = {"SaveV2": 3, "SaveSlices": 3, "Save": 2}
+#: Ops a saved tensor passes through on its way from the variable (``v/read``, a resource read).
+_READS = ("Identity", "ReadVariableOp")
+
+
+def saver_keys(meta: Any, nodes: dict[str, Any]) -> dict[str, str]:
+    """Graph variable -> the checkpoint key the graph's saver (``saver_def``) writes it under, read
+    from its save ops: their ``tensor_names`` constant pairs, in order, with their tensor inputs."""
+    scope = meta.saver_def.save_tensor_name.rpartition("/")[0] if meta.HasField("saver_def") else ""
+    out: dict[str, str] = {}
+    for node in meta.graph_def.node:
+        start = _SAVE_OPS.get(node.op)
+        if start is None or len(node.input) < start or (scope and not node.name.startswith(scope + "/")):
+            continue
+        names_node = nodes.get(node.input[1].lstrip("^").split(":")[0])
+        tensor = graphdef.const_tensor(names_node) if names_node is not None else None
+        if tensor is None:
+            continue
+        keys = [k.decode("utf-8", "replace") for k in tensor.string_val]
+        data = [ref for ref in node.input[start:] if not ref.startswith("^")]
+        for key, ref in zip(keys, data, strict=False):
+            source = nodes.get(ref.split(":")[0])
+            for _ in range(8):  # v/read -> v
+                if source is None or source.op not in _READS or not source.input:
+                    break
+                source = nodes.get(source.input[0].lstrip("^").split(":")[0])
+            if source is not None and source.op in _VARIABLE_OPS:
+                out.setdefault(source.name, key)
+    return out
 
 
 def meta_beside(prefix: str | Path) -> Path | None:
