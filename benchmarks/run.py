@@ -1,13 +1,15 @@
 """Time tfmodelkit against the TensorFlow tools a user would otherwise run, in one run.
 
-    python benchmarks/run.py [--repeat N] [--json out.json]
+    python benchmarks/run.py [--repeat N] [--json out.json] [--startup | --conversions]
 
 Each case runs both commands as fresh processes (what a user or a CI step pays, imports
 included) ``--repeat`` times after one untimed run, and reports the median wall time of each
 and their ratio. Bytecode is cached as for an installed package (``PYTHONPYCACHEPREFIX``
 under ``benchmarks/.cache/``, even when ``PYTHONDONTWRITEBYTECODE`` is set), for both sides.
 The start-up cases time ``summary`` and ``signatures`` of a small file of each format; the
-models come from ``fixtures/`` and the shared corpus when present.
+models come from ``fixtures/`` and the shared corpus when present. After the conversion cases,
+each conversion runs again with ``--no-verify``: what its verification (32 samples) adds, as a
+share of the bare calls' time, has a target of at most 15% (``--conversions`` runs only these).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,6 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -52,15 +56,27 @@ class Result:
     target: str
 
 
+#: Median CPU seconds (user + system, the command and every process it waited for) per command
+#: :func:`_time` ran: unlike wall time, hardly moved by other work on a loaded machine.
+CPU: dict[tuple[str, ...], float] = {}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _time(cmd: list[str], repeat: int) -> float:
-    times = []
+    times, cpu = [], []
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=QUIET_TF)  # caches bytecode
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), _cpu_seconds()
         p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=QUIET_TF)
         times.append(time.perf_counter() - start)
+        cpu.append(_cpu_seconds() - start_cpu)
         if p.returncode != 0:
             raise SystemExit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr.decode()[-2000:]}")
+    CPU[tuple(cmd)] = statistics.median(cpu)
     return statistics.median(times)
 
 
@@ -229,14 +245,67 @@ def conversion_cases() -> list[tuple[str, list[str], list[str] | None, str]]:
     ]
 
 
+#: What verification (32 samples, the default) may cost over a conversion's bare TF/Keras calls.
+VERIFY_COST_TARGET = 0.15
+
+
+def verification_cost(results: list[Result], repeat: int) -> list[Result]:
+    """Per conversion case: the same command with ``--no-verify``, and what verification added
+    (verified minus unverified) as a share of the bare calls' time."""
+    out = []
+    commands = {name: (ours, theirs) for name, ours, theirs, _ in conversion_cases()}
+    for r in results:
+        command = dict(UNVERIFIED).get(r.case)
+        if command is None or not r.theirs_s:
+            continue
+        t_plain = _time(command(), repeat)
+        cost = (r.ours_s - t_plain) / r.theirs_s
+        name = f"  verification of 32 samples in {r.case.split(' (')[0]}"
+        ours, theirs = commands.get(r.case, ([], None))
+        cpu = [CPU.get(tuple(c)) for c in (ours, command(), theirs or [])]
+        cpu_text = ""
+        if None not in cpu and cpu[2]:
+            cpu_text = f"; CPU time: +{(cpu[0] - cpu[1]) * 1000:.0f} ms = {(cpu[0] - cpu[1]) / cpu[2]:.1%} of the bare calls' CPU"
+        print(
+            f"{name:50s} +{(r.ours_s - t_plain) * 1000:7.1f} ms   = {cost:5.1%} of the bare calls "
+            f"(unverified {t_plain * 1000:.1f} ms, bare {r.theirs_s * 1000:.1f} ms{cpu_text}; "
+            f"target <= {VERIFY_COST_TARGET:.0%})",
+            flush=True,
+        )
+        out.append(Result(f"verification cost: {r.case}", r.ours_s - t_plain, r.theirs_s, cost, f"<= {VERIFY_COST_TARGET:.0%} of bare"))
+    return out
+
+
+def _unverified(case: str) -> Any:
+    """The ``--no-verify`` twin of conversion ``case``'s command (made when it runs: the paths)."""
+
+    def command() -> list[str]:
+        ours = next(c[1] for c in conversion_cases() if c[0] == case)
+        return [*ours, "--no-verify"]
+
+    return command
+
+
+UNVERIFIED = [
+    (case, _unverified(case))
+    for case in (
+        "keras-to-savedmodel conv_bn.keras (verified)",
+        "savedmodel-to-tflite keras3_two_io (verified)",
+        "to-keras conv_bn.keras (verified in a fresh process)",
+    )
+]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--startup", action="store_true", help="only the start-up cases (summary, signatures)")
+    ap.add_argument("--conversions", action="store_true", help="only the conversion cases and what verification costs in them")
     args = ap.parse_args()
     results = []
-    for name, ours, theirs, target in startup_cases() if args.startup else cases():
+    chosen = startup_cases() if args.startup else conversion_cases() if args.conversions else cases()
+    for name, ours, theirs, target in chosen:
         t_ours = _time(ours, args.repeat)
         t_theirs = _time(theirs, max(1, args.repeat // 2)) if theirs else None
         ratio = t_theirs / t_ours if t_theirs else None
@@ -259,6 +328,8 @@ def main() -> int:
             + "".join(f"\n    over: {r.case} {r.ours_s * 1000:.0f} ms" for r in startup if r not in met),
             flush=True,
         )
+    if not args.startup:
+        results += verification_cost(results, args.repeat)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
