@@ -203,3 +203,18 @@ def test_html_shows_the_error_along_depth_with_the_tolerance_line(tmp_path):
 
     assert share("#c0392b") > 0.0005, "no red tolerance line or divergent points"
     assert share("#3b6ea5") > 0.0005, "no blue error line"
+
+
+def test_intermediate_tensors_of_a_signature_on_another_subgraph_are_refused():
+    from tfmodelkit.verify.runners import TFLiteRunner
+
+    path = FIXTURES / "tflite/multi_signature.tflite"  # serving_default is subgraph 1
+    first = TFLiteRunner(path, signature="predict_logits", preserve_all_tensors=True)
+    first.run({"x": np.ones((1, 4), np.float32)})
+    tensors = first.intermediate_tensors()
+    assert tensors[0][0]["name"].endswith("x:0") and tensors[0][2] is None  # the input first
+    assert all(op is not None for _, _, op in tensors[1:])  # then what each op wrote
+    other = TFLiteRunner(path, signature="serving_default", preserve_all_tensors=True)
+    other.run({"x": np.ones((1, 4), np.float32)})
+    with pytest.raises(UnsupportedError, match="runs subgraph 1"):
+        other.intermediate_tensors()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...description import Quantization, TensorSpec
-from ...errors import NotFoundError, UserError
+from ...errors import NotFoundError, UnsupportedError, UserError
 from ...loaders.tf import CONVERT_EXTRA_HINT, quiet_fds, version
 from ...util import dtype_family, first_line
 from ..hints import InputHint, quantized_hint
@@ -256,6 +256,13 @@ class TFLiteRunner(BaseRunner):
         of its raw value, the op that wrote it or None)``. Without ``preserve_all_tensors`` LiteRT
         reuses the buffers of intermediate tensors, so their values would be garbage."""
         interp = self._interp
+        subgraph = getattr(self._runner, "_subgraph_index", 0) if self._runner is not None else 0
+        if subgraph:
+            # LiteRT lists the ops (and their order) of the first subgraph only.
+            raise UnsupportedError(
+                f"{self.shown}: signature {self.signature!r} runs subgraph {subgraph}; its intermediate tensors "
+                "cannot be listed (LiteRT lists the ops of subgraph 0 only): choose the signature on subgraph 0"
+            )
         details = {int(d["index"]): d for d in interp.get_tensor_details()}
         order: list[tuple[int, Mapping[str, Any] | None]] = [(int(d["index"]), None) for d in interp.get_input_details()]
         # LiteRT's Python API lists ops (in execution order, with their tensors) only through a
