@@ -18,6 +18,7 @@ pytest.importorskip("tensorflow")
 from tests.conftest import FIXTURES  # noqa: E402
 from tfmodelkit.cli.modelconv import main as modelconv  # noqa: E402
 from tfmodelkit.convert import convert  # noqa: E402
+from tfmodelkit.convert.selective import graph_layers  # noqa: E402
 from tfmodelkit.errors import UserError  # noqa: E402
 
 
@@ -93,6 +94,22 @@ def test_named_layer_stays_float_and_the_model_verifies(outlier_model, tmp_path)
     assert step["float_readers"] == {}
     # ... and the other ops are int8.
     assert not any("outlier" in n for n in ints) and any("features" in n for n in ints)
+    # Without the Keras names (a SavedModel source), the layers are the scopes, Keras 3's _1 taken off.
+    assert [g.name for g in graph_layers(dst.read_bytes())] == ["features", "outlier", "head"]
+
+
+def test_graph_layers_of_a_tf_keras_conversion():
+    """The fixture's int8 TFLite (from a tf_keras SavedModel: scopes without a suffix): each
+    layer's ops, the output op by its weights' names, and which layers read each layer."""
+    model = (FIXTURES / "tflite/outlier_channels_int8.tflite").read_bytes()
+    names = ["features", "features2", "outliers", "mix", "mix2", "mix3", "mix4", "head"]
+    for known in ((), ("x", *names)):
+        layers = graph_layers(model, known)
+        assert [g.name for g in layers] == names
+        by = {g.name: g for g in layers}
+        assert by["outliers"].nodes == ["outlier_channels/outliers/MatMul;outlier_channels/outliers/BiasAdd"]
+        assert by["outliers"].reader_layers == ["mix"] and by["outliers"].readers == by["mix"].nodes
+        assert by["head"].nodes and by["head"].nodes[0].startswith("StatefulPartitionedCall")
 
 
 def test_auto_keeps_the_fixtures_outlier_layer_after_full_int8_fails(tmp_path, capsys):
