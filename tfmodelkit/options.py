@@ -8,9 +8,7 @@ they take and the likeliest intended name.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -26,6 +24,8 @@ def refuse_unknown(what: str, given: Iterable[str], allowed: Iterable[str], list
     unknown = [name for name in given if name not in allowed]
     if not unknown:
         return
+    import difflib  # only for the error: start-up never pays for it
+
     hints = []
     for name in unknown:
         close = difflib.get_close_matches(name, allowed, n=1)
@@ -37,6 +37,8 @@ def refuse_unknown(what: str, given: Iterable[str], allowed: Iterable[str], list
 
 def keyword_names(fn: Callable[..., Any]) -> frozenset[str]:
     """The names ``fn`` accepts as keywords."""
+    import inspect  # a few ms of start-up (ast, tokenize) that modelinspect's readers never need
+
     return frozenset(
         p.name
         for p in inspect.signature(fn).parameters.values()
@@ -46,6 +48,8 @@ def keyword_names(fn: Callable[..., Any]) -> frozenset[str]:
 
 def option_names(fn: Callable[..., Any]) -> frozenset[str]:
     """The options of ``fn``: keyword parameters with a default."""
+    import inspect
+
     return frozenset(
         p.name
         for p in inspect.signature(fn).parameters.values()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable
 
@@ -130,4 +129,8 @@ def table_width() -> int | None:
         interactive = sys.stdout.isatty()
     except (AttributeError, ValueError):  # replaced or closed stdout
         interactive = False
-    return shutil.get_terminal_size().columns if interactive else None
+    if not interactive:
+        return None
+    import shutil  # with its compression modules: only a terminal's width needs it
+
+    return shutil.get_terminal_size().columns

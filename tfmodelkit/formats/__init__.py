@@ -90,6 +90,12 @@ def _is_checkpoint_prefix(path: Path) -> bool:
     return Path(str(path) + ".index").is_file()
 
 
+def _v1_state_target(folder: Path) -> bool:
+    from .tf1_detect import v1_state_target  # imported only for folders with a `checkpoint` file
+
+    return v1_state_target(folder)
+
+
 def _is_tfjs_json(path: Path) -> bool:
     from .tfjs import looks_like_tfjs
 
@@ -114,9 +120,7 @@ def detect(path: str | os.PathLike[str]) -> str:
         for child in p.iterdir():
             if child.is_dir() and child.name.isdigit() and any((child / n).is_file() for n in _SAVEDMODEL_FILES):
                 return "savedmodel"
-        from .tf1_detect import v1_state_target
-
-        if v1_state_target(p):  # a `checkpoint` state file naming a V1 checkpoint
+        if (p / "checkpoint").is_file() and _v1_state_target(p):  # a `checkpoint` state file naming a V1 checkpoint
             return "checkpoint_v1"
         if (p / "checkpoint").is_file() or any(c.name.endswith(".index") for c in p.iterdir()):
             return "checkpoint"
@@ -125,7 +129,7 @@ def detect(path: str | os.PathLike[str]) -> str:
         if (p / "variables").is_dir():
             raise FormatError(f"{p}: has variables/ but no saved_model.pb: not a complete SavedModel")
         raise FormatError(
-            f"{p}: a folder with no saved_model.pb and no checkpoint in it; "
+            f"{p}: a folder with no saved_model.pb, no checkpoint and no TF.js model.json in it; "
             "point at a SavedModel folder, a checkpoint prefix or a model file"
         )
     if p.name in _SAVEDMODEL_FILES:
@@ -140,6 +144,8 @@ def detect(path: str | os.PathLike[str]) -> str:
     name = p.name
     if name.endswith(".index") or ".data-" in name:
         return "checkpoint"
+    if p.suffix.lower() == ".json" and _is_tfjs_json(p):  # text: no TF1 table or proto, so asked first
+        return "tfjs"
     from .tf1_detect import sniff_tf1
 
     tf1 = sniff_tf1(p, head)  # V1 checkpoint tables, .meta, frozen GraphDefs (.pb, .pbtxt)
@@ -152,8 +158,6 @@ def detect(path: str | os.PathLike[str]) -> str:
         return "keras_h5"
     if suffix == ".keras":
         return "keras_zip"
-    if suffix == ".json" and _is_tfjs_json(p):
-        return "tfjs"
     if name == "checkpoint":
         return "checkpoint"
     if suffix == ".pb":
