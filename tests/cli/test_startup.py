@@ -115,3 +115,17 @@ def test_the_program_tunes_the_garbage_collector_and_a_call_with_arguments_does_
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("command", ["summary", "signatures", "weights", "layers", "ops"])
+@pytest.mark.parametrize("rel", ["tfjs/graph_mlp", "tfjs/layers_two_io_uint8", "tfjs/graph_mlp/model.json"])
+def test_tfjs_listings_read_no_values(fixtures_dir, command, rel):
+    """Listing a TF.js model reads model.json and the shards' sizes: no numpy (values are lazy),
+    no TF1 detection (no `checkpoint` file in the folder), no Keras config rules for a graph model."""
+    result = _run(command, str(fixtures_dir / rel))
+    assert result["code"] == 0
+    unwanted = [*NOT_FOR_LISTINGS, "tfmodelkit.formats.tf1_detect", "tfmodelkit.formats.checkpoint_v1", "difflib"]
+    if "graph" in rel:
+        unwanted.append("tfmodelkit.formats.keras_config")
+    loaded = [m for m in unwanted if m in result["modules"]]
+    assert not loaded, f"{command} {rel} imported {loaded}"

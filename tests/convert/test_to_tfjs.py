@@ -207,6 +207,8 @@ def test_diff_pairs_every_weight(converted, name):
     src, folder, _ = converted[name]
     d = tfmodelkit.diff(src, folder)
     assert not d.only_in_a and not d.only_in_b and not d.changed and d.same > 0
+    # The layers model's signature has the topology's output shapes, as the Keras file's has.
+    assert d.identical and not d.signature_changes, d.signature_changes
 
 
 def modelconv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -290,3 +290,48 @@ def test_layers_topology_names_resolve(tmp_path):
     edit(folder, change)
     report = tfmodelkit.check(folder)
     assert not report.ok and any("ghost" in f.message for f in report.findings)
+
+
+# ----------------------------------------------------------------------------------------
+# Every modelinspect subcommand, as a user meets them
+
+
+def test_layers_model_signature_has_the_topologys_shapes():
+    (sig,) = tfmodelkit.read(TFJS / "layers_two_io_uint8").signatures
+    assert sig.key == "model"  # as a Keras file's: the topology's inputs and outputs
+    assert [(s.name, s.shape) for s in sig.inputs] == [("a", (None, 3)), ("b", (None, 6))]
+    assert [(s.name, s.shape) for s in sig.outputs] == [("out", (None, 2)), ("norm", (None, 4))]
+    (seq,) = tfmodelkit.read(TFJS / "layers_mlp").signatures
+    assert [(s.name, s.shape) for s in seq.inputs] == [("hidden_input", (None, 4))]
+    assert [(s.name, s.shape) for s in seq.outputs] == [("probs", (None, 3))]
+
+
+def test_quantized_weights_show_how_they_are_stored():
+    from tfmodelkit.inspect import render
+    from tfmodelkit.inspect.views import inspect_tensor, weights_view
+
+    view = weights_view(tfmodelkit.read(TFJS / "layers_two_io_uint8"))
+    q = {w["name"]: w["quantization"] for w in view["weights"]}
+    assert q["mix/kernel"]["dtype"] == "uint8" and q["mix/kernel"]["scale"] > 0
+    table = render.render("weights", view, "table")
+    assert "stored as" in table and "uint8 (min -0.561185, scale 0.00435043)" in table
+    plain = render.render("weights", weights_view(tfmodelkit.read(TFJS / "graph_mlp")), "table")
+    assert "stored as" not in plain
+    half = render.render("weights", weights_view(tfmodelkit.read(TFJS / "graph_mlp_float16")), "table")
+    assert "float16" in half
+    (tensor,) = inspect_tensor(TFJS / "layers_two_io_uint8", "mix/kernel").items
+    assert tensor["quantization"]["dtype"] == "uint8"
+    assert "stored as  uint8 (min" in render.render("tensor", tensor, "table")
+
+
+def test_diff_of_two_tfjs_models_compares_what_differs():
+    d = tfmodelkit.diff(TFJS / "graph_mlp", TFJS / "graph_mlp_float16")
+    assert not d.only_in_a and not d.only_in_b and len(d.changed) == 4
+    changes = " ".join(d.metadata_changes)
+    assert "shard_count" in changes and "model_json" not in changes and "shards:" not in changes
+    assert tfmodelkit.diff(TFJS / "graph_mlp", TFJS / "graph_mlp").identical
+
+
+def test_check_counts_layers_of_a_layers_model_and_nodes_of_a_graph():
+    assert tfmodelkit.check(TFJS / "layers_two_io_uint8").checked == {"tensors": 10, "shards": 1, "layers": 9}
+    assert tfmodelkit.check(TFJS / "graph_mlp").checked["nodes"] == 12

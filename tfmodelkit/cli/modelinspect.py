@@ -53,7 +53,7 @@ def _common(p: argparse.ArgumentParser, path: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Inspect TensorFlow models (checkpoints, SavedModels, Keras .h5/.keras, TFLite) "
+        description="Inspect TensorFlow models (checkpoints, SavedModels, Keras .h5/.keras, TFLite, TF.js, TF1 graphs) "
         "without importing TensorFlow.",
         epilog=f"{OUTPUT_HELP}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("layers", help="the Keras architecture stored in the file")
     _common(p)
 
-    p = sub.add_parser("ops", help="op census over the graph and every function (SavedModel, TFLite)")
+    p = sub.add_parser("ops", help="op census over the graph and every function (SavedModel, TFLite, TF.js graph models, TF1 graphs)")
     _common(p)
 
     p = sub.add_parser("tensor", help="print one tensor's values or save them to .npy")

@@ -28,7 +28,6 @@ from ..description import (
     Weight,
 )
 from ..errors import CorruptFileError
-from .keras_config import parse_model_config
 from .tfjs_manifest import Manifest, load_document, load_values, parse, resolve
 
 __all__ = ["FORMAT", "LAYERS", "GRAPH", "check", "kind_of", "looks_like_tfjs", "read", "resolve", "topology"]
@@ -300,6 +299,8 @@ def describe(m: Manifest) -> ModelDescription:
             format=FORMAT, path=str(m.model_json), producer=_producer(doc, {}), signatures=(sig,),
             weights=_weights(m, False), ops=dict(_ops(doc)), metadata=_metadata(m, kind, source),
         )  # fmt: skip
+    from .keras_config import parse_model_config  # layers models only: graph models skip its import
+
     topo = topology(doc)
     parsed = parse_model_config(topo)
     warnings.extend(parsed.warnings)
@@ -315,7 +316,9 @@ def describe(m: Manifest) -> ModelDescription:
     meta = _metadata(m, kind, None)
     meta["class_name"] = parsed.class_name
     return ModelDescription(
-        format=FORMAT, path=str(m.model_json), producer=_producer(doc, topo), signatures=(_layers_signature(topo),),
+        # The topology's inputs and outputs with the shapes that follow from it, as for Keras
+        # files (signature "model"): a Keras file and its TF.js conversion describe alike.
+        format=FORMAT, path=str(m.model_json), producer=_producer(doc, topo), signatures=parsed.signatures[:1] or (_layers_signature(topo),),
         weights=weights, layers=layers, metadata=meta, warnings=tuple(warnings),
     )  # fmt: skip
 
@@ -345,6 +348,8 @@ def _topology_findings(m: Manifest) -> list[Finding]:
                 if tensor.split(":")[0] not in defined:
                     found.append(Finding("error", str(key), f"signature {side[:-1]} {tensor!r} names no node of the graph"))
         return found
+    from .keras_config import parse_model_config
+
     parsed = parse_model_config(topology(doc))
     layer_names = {p.layer.name for p in parsed.layers}
     for p in parsed.layers:
@@ -360,6 +365,12 @@ def _topology_findings(m: Manifest) -> list[Finding]:
         if spec.name not in layer_names and spec.name.removesuffix("_input") not in layer_names:
             found.append(Finding("error", spec.name, "model input/output layer not in the topology"))
     return found
+
+
+def _layer_entries(doc: dict[str, Any]) -> list[Any]:
+    cfg = topology(doc).get("config")
+    layers = cfg.get("layers") if isinstance(cfg, dict) else cfg
+    return layers if isinstance(layers, list) else []
 
 
 def check(path: str | os.PathLike[str], progress: Any = None, **_options: Any) -> CheckReport:
@@ -381,9 +392,11 @@ def check(path: str | os.PathLike[str], progress: Any = None, **_options: Any) -
             progress(done, total)
     findings.extend(_topology_findings(m))
     shards = sum(len(g.shards) for g in m.groups)
+    graph = kind_of(m.document) == GRAPH
+    parts = len(_nodes(m.document)) if graph else len(_layer_entries(m.document))
     return CheckReport(
         path=str(m.model_json), format=FORMAT,
-        checked={"tensors": len(m.entries), "shards": shards, "nodes": len(_nodes(m.document))},
+        checked={"tensors": len(m.entries), "shards": shards, "nodes" if graph else "layers": parts},
         findings=tuple(findings),
     )  # fmt: skip
 

@@ -378,6 +378,8 @@ _NOT_COMPARED = frozenset(
         "metadata_names",  # TFLite: compared entry by entry, with their contents
         "custom_ops",  # the op census names them
         "flex_ops",
+        "model_json",  # TF.js: where the model is
+        "shards",  # TF.js: the shard files (shard_count and shard_bytes compare them)
     }
 )
 _PRODUCER_NOT_COMPARED = frozenset({"date_saved"})

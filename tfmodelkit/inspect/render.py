@@ -256,9 +256,19 @@ def _first(values: list[Any]) -> str:
     return f"[{len(values)} values]"
 
 
+def _stored_as(q: dict[str, Any] | None) -> str:
+    """A TF.js quantized weight's stored form: ``uint8 (min -0.61, scale 0.0047)``, ``float16``."""
+    if not q:
+        return ""
+    if "scale" not in q:
+        return str(q["dtype"])
+    return f"{q['dtype']} (min {fmt_num(q['min'])}, scale {fmt_num(q['scale'])})"
+
+
 def _weights(d: dict[str, Any], doc: _Doc) -> None:
     stats = any("mean" in w for w in d["weights"])
     graph = any("graph_variable" in w for w in d["weights"])  # a TF1 checkpoint beside its .meta
+    quantized = any("quantization" in w for w in d["weights"])  # TF.js weights stored quantized
     rows = []
     for w in d["weights"]:
         row = [w["name"], w["dtype"], fmt_shape(w["shape"]), fmt_bytes(w["nbytes"])]
@@ -268,10 +278,13 @@ def _weights(d: dict[str, Any], doc: _Doc) -> None:
             row += [fmt_num(w[k]) for k in ("min", "max", "mean", "std", "nan", "inf")]
         if graph:
             row.append(w.get("graph_variable") or "-")
+        if quantized:
+            row.append(_stored_as(w.get("quantization")))
         rows.append(row)
     headers = ["name", "dtype", "shape", "size"] + (["min", "max", "mean", "std", "nan", "inf"] if stats else ["role"])
     headers += ["graph variable"] if graph else []
-    doc.table(rows, headers, wrap=("name", "shape", "graph variable"))
+    headers += ["stored as"] if quantized else []
+    doc.table(rows, headers, wrap=("name", "shape", "graph variable", "stored as"))
     elements = d["total_elements"]
     tensors = plural(len(d["weights"]), "tensor")
     footer = f"{tensors}, {elements:,} element{'' if elements == 1 else 's'}, {fmt_bytes(d['total_nbytes'])}"
@@ -393,7 +406,9 @@ def _diff_result(change: dict[str, Any] | None) -> str:
 
 
 def _tensor(d: dict[str, Any], doc: _Doc) -> None:
-    doc.pairs([("name", d["name"]), ("dtype", d["dtype"]), ("shape", fmt_shape(d["shape"])), ("written to", d.get("out"))])
+    stored = f"{_stored_as(d['quantization'])}, dequantized" if d.get("quantization") else None
+    doc.pairs([("name", d["name"]), ("dtype", d["dtype"]), ("shape", fmt_shape(d["shape"])), ("stored as", stored),
+               ("written to", d.get("out"))])  # fmt: skip
     if "values" in d and "out" not in d:
         doc.line(d["values_text"])
 

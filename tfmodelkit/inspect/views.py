@@ -104,6 +104,8 @@ def weight_entry(w: Weight) -> dict[str, Any]:
         out["layer"] = w.layer
     if "graph_variable" in w.extra:  # a TF1 checkpoint beside its .meta: the variable(s) it restores
         out["graph_variable"] = w.extra["graph_variable"]
+    if isinstance(w.extra.get("quantization"), dict):  # TF.js: stored as uint8/uint16/float16, read dequantized
+        out["quantization"] = dict(w.extra["quantization"])
     return out
 
 
@@ -376,6 +378,8 @@ def inspect_tensor(
         "dtype": weight.dtype,
         "shape": list(weight.shape),
     }
+    if isinstance(weight.extra.get("quantization"), dict):  # TF.js: the values shown are dequantized
+        data["quantization"] = dict(weight.extra["quantization"])
     notes: tuple[str, ...] = ()
     if out is not None:
         note = save_npy(weight, out, progress=progress)
