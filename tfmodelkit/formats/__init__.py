@@ -91,7 +91,7 @@ def _is_checkpoint_prefix(path: Path) -> bool:
 
 
 def _v1_state_target(folder: Path) -> bool:
-    from .tf1_detect import v1_state_target  # imported only for folders with a `checkpoint` file
+    from .tf1_detect import v1_state_target
 
     return v1_state_target(folder)
 
@@ -120,7 +120,10 @@ def detect(path: str | os.PathLike[str]) -> str:
         for child in p.iterdir():
             if child.is_dir() and child.name.isdigit() and any((child / n).is_file() for n in _SAVEDMODEL_FILES):
                 return "savedmodel"
-        if (p / "checkpoint").is_file() and _v1_state_target(p):  # a `checkpoint` state file naming a V1 checkpoint
+        # A `checkpoint` state file naming a V1 checkpoint (here or in a TF Serving version
+        # folder); a TF.js folder (model.json, no state file) skips the TF1 detectors' import.
+        tfjs_folder = (p / "model.json").is_file() and not (p / "checkpoint").is_file()
+        if not tfjs_folder and _v1_state_target(p):
             return "checkpoint_v1"
         if (p / "checkpoint").is_file() or any(c.name.endswith(".index") for c in p.iterdir()):
             return "checkpoint"
