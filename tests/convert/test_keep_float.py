@@ -82,7 +82,9 @@ def test_bad_requests_are_refused_before_tensorflow_runs(outlier_model, tmp_path
 def test_named_layer_stays_float_and_the_model_verifies(outlier_model, tmp_path):
     src, calibration = outlier_model
     dst = tmp_path / "kept.tflite"
-    report = convert(src, dst, quantize="int8", calibration_data=str(calibration), keep_float=["outlier"])
+    report = convert(
+        src, dst, quantize="int8", calibration_data=str(calibration), keep_float=["outlier"], io_dtype="int8"
+    )
     assert report.ok, report.verification
     step = report.details["tflite"]
     assert step["kept_float"] == ["outlier"] and step["keep_float"] == ["outlier"]
@@ -94,6 +96,11 @@ def test_named_layer_stays_float_and_the_model_verifies(outlier_model, tmp_path)
     assert step["float_readers"] == {}
     # ... and the other ops are int8.
     assert not any("outlier" in n for n in ints) and any("features" in n for n in ints)
+    # The integer I/O asked for is set on the requantized model.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(dst))
+    assert interp.get_input_details()[0]["dtype"] == interp.get_output_details()[0]["dtype"] == np.int8
     # Without the Keras names (a SavedModel source), the layers are the scopes, Keras 3's _1 taken off.
     assert [g.name for g in graph_layers(dst.read_bytes())] == ["features", "outlier", "head"]
 
