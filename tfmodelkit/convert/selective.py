@@ -7,6 +7,13 @@ with ``denylisted_nodes`` (ops, named by their output tensors, left in float wit
 Quantize/Dequantize around them). Calibration is the slow part; every further selection is a
 requantization of the same calibrated model, so ``auto`` can try several.
 
+A layer kept float takes with it the ops of other layers that read its outputs (an int8 reader
+would quantize the output again with the scale its extreme channels set), except an op writing
+a model output. ``auto`` adds one layer at a time, verifying each attempt on the conversion's
+own verification inputs: the first layer where the attempt diverges from the Keras model
+(:func:`~tfmodelkit.verify.layerwise.compare_layers`), else the one losing the most signal by
+the debugger's per-op statistics.
+
 Layer names are Keras's; TFLite names ops after the graph's name scopes (``model_1/dense_1/MatMul``).
 Keras 3 enters each scope a second time while tracing, so every scope carries a ``_1`` suffix
 (a layer ``dense`` is ``dense_1``, a layer ``dense_1`` is ``dense_1_1``): the suffix that
