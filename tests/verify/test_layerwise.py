@@ -104,6 +104,10 @@ def _float_pair(tmp_path):
     (tmp_path / "cnn.tflite").write_bytes(
         tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert()
     )
+    half = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    half.optimizations = [tf.lite.Optimize.DEFAULT]
+    half.target_spec.supported_types = [tf.float16]
+    (tmp_path / "cnn_f16.tflite").write_bytes(half.convert())
     return path, tmp_path / "cnn.tflite"
 
 
@@ -122,6 +126,12 @@ def test_float_tflite_matches_every_layer_and_says_how(tmp_path):
     assert by["dense"].matched_by == "name" and "/dense_1/" in by["dense"].b_tensor
     assert by["dense_1"].matched_by == "name" and "/dense_1_2/" in by["dense_1"].b_tensor
     assert by["logits"].matched_by == "shape"  # StatefulPartitionedCall:0 names no layer
+    assert r.context["candidate_kind"] == "float"
+    # float16 weights (widened by DEQUANTIZE ops at run time): their own, looser tolerance.
+    half = compare_layers(keras_path, tmp_path / "cnn_f16.tflite", samples=8)
+    assert half.context["candidate_kind"] == "float16" and half.tolerance == 0.05
+    assert half.first_divergent_layer is None
+    assert 1e-5 < max(row.relative for row in half.layers) < 0.05
     assert r.context["samples"] == 8
 
 

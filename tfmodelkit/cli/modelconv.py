@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report (verdict, per-output table, error histogram and expected-vs-actual plot per output; opens offline)")
     p.add_argument("--unsafe", action="store_true", help="allow Python code stored in a Keras file, and SavedModel/TFLite files with safety errors (modelinspect check --target safety), to run")
     p.add_argument("--layerwise", action="store_true", help="also compare layer by layer (A: a Keras file or a SavedModel Keras wrote; B: its .tflite or another Keras-family artifact): per layer the max and mean error, the error relative to the layer's range, the quantization scale; names the first layer over the tolerance and the one whose error grows most")
-    p.add_argument("--layer-tolerance", type=float, metavar="REL", help="relative error a layer may reach under --layerwise (default 1e-3 for a float pair, 0.25 for a quantized B)")
+    p.add_argument("--layer-tolerance", type=float, metavar="REL", help="relative error a layer may reach under --layerwise (default 1e-3 for a float pair, 0.05 for a B with float16 weights, 0.25 for a quantized B)")
     p.add_argument("--timeout", type=seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     c = p.add_argument_group("a checkpoint on either side (as in ckpt-to-savedmodel)")

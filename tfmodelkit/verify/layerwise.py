@@ -600,8 +600,8 @@ def compare_layers(
     layer by layer, on ``inputs`` (arrays by A's input names, or an ``.npz``; by default
     ``samples`` generated ones, seeded, in ``ranges``). ``tolerance`` is the relative error a layer
     may reach (default :data:`~tfmodelkit.verify.tolerances.LAYER_TOLERANCES`: "quantized" when B
-    has quantized tensors, else "float"). A pair without layers on both sides is an
-    UnsupportedError (exit code 2). See the module doc for the figures and how layers match.
+    has quantized activations or int8 weights, "float16" for float16 weights, else "float"). A
+    pair without layers on both sides is an UnsupportedError (exit code 2). See the module doc for the figures and how layers match.
     """
     say = progress or (lambda _msg: None)
     b_path = Path(getattr(candidate, "path", candidate))
@@ -633,10 +633,8 @@ def compare_layers(
     )
     notes += [n for n in b_notes if n not in notes]
     triples = _match(a_rows, b_tensors, b_inputs)
-    quantized = any(t.quant is not None for t in b_tensors)
-    tol = (
-        float(tolerance) if tolerance is not None else LAYER_TOLERANCES["quantized" if quantized else "float"]
-    )
+    kind = _kind(b_fmt, b_path, b_tensors)
+    tol = float(tolerance) if tolerance is not None else LAYER_TOLERANCES[kind]
     rows, first, growth = _verdicts([_row(a, b_tensors[j], how) for a, j, how in triples], tol, _inbound(model))
     done = {a.name for a, _, _ in triples}
     unmatched = tuple(r.name for r in a_rows if r.owners and r.name not in done)
@@ -651,7 +649,8 @@ def compare_layers(
         "samples": sum(_count(f) for f in feeds),
         "runs": len(feeds),
         "inputs_source": "generated" if inputs is None else "given",
-        "quantized": quantized,
+        "quantized": kind == "quantized",
+        "candidate_kind": kind,
     }
     return LayerwiseReport(tuple(rows), tol, first, growth, unmatched, tuple(notes), context)
 
@@ -712,6 +711,23 @@ def check_pair(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str:
             "Keras file it came from (or a SavedModel saved by tf_keras); it can be B"
         )
     return formats["b"]
+
+
+def _kind(b_fmt: str, b_path: Path, tensors: Sequence[_Tensor]) -> str:
+    """Which :data:`LAYER_TOLERANCES` entry B calls for: "quantized" (quantized activations, or
+    int8 weights: dynamic-range models quantize activations on the fly), "float16" (float16
+    weights) or "float"."""
+    if any(t.quant is not None for t in tensors):
+        return "quantized"
+    if b_fmt == "tflite":
+        from ..formats import read
+
+        dtypes = {w.dtype for w in read(b_path, format="tflite").weights}
+        if dtypes & {"int8", "uint8", "int16", "int4"}:
+            return "quantized"
+        if "float16" in dtypes:
+            return "float16"
+    return "float"
 
 
 def _count(feed: Mapping[str, np.ndarray]) -> int:
