@@ -172,6 +172,10 @@ def test_conversion_verifies_in_tfjs(converted, name):
         assert {s.name for s in desc.signatures[0].outputs} == {s.name for s in serving.outputs}
         if quantize:
             assert {w.extra["quantization"]["dtype"] for w in desc.weights if "quantization" in w.extra} == {quantize}
+        if from_keras:  # the variables' constants are named after them, so diff pairs every Keras weight
+            assert not [w.name for w in desc.weights if w.name.startswith("unknown")]
+            d = tfmodelkit.diff(src, folder)
+            assert not d.only_in_a and d.same + len(d.changed) == len(tfmodelkit.read(src).weights)
         assert tfmodelkit.check(folder).ok
         assert not [p for p in folder.iterdir() if p.name.startswith(".")]
         return

@@ -57,6 +57,7 @@ def freeze(tf: Any, folder: Path, signature: str) -> tuple[list[dict[str, Any]],
     with quiet_fds():
         frozen = convert_variables_to_constants_v2(fn)
     graph_def = frozen.graph.as_graph_def()
+    _name_variable_constants(fn, graph_def)
     missing = sorted({n.op for n in graph_def.node} - TFJS_OPS)
     if missing:
         raise UnsupportedError(f"{folder}: TF.js's graph executor has no {', '.join(missing[:8])} (signature {signature!r})")
@@ -83,6 +84,33 @@ def freeze(tf: Any, folder: Path, signature: str) -> tuple[list[dict[str, Any]],
     sig_out = {k: {"name": t.name, "dtype": _dt(spec.dtype), "tensorShape": _shape(spec)}
                for k, t, spec in zip(out_keys, frozen.outputs, outputs, strict=True)}  # fmt: skip
     return nodes, weights, MessageToDict(graph_def.versions), {"inputs": sig_in, "outputs": sig_out}
+
+
+def _name_variable_constants(fn: Any, graph_def: Any) -> None:
+    """Name each frozen variable's Const after the variable (``conv/kernel``), in place.
+
+    TF quirk: convert_variables_to_constants_v2 names the constant of a captured variable after
+    the function's placeholder for it: ``unknown``, ``unknown_0``... (weights a user cannot tell
+    apart or match with ``--quantize-weights``). Names already taken in the graph are kept."""
+    by_handle = {id(v.handle): v.name.split(":")[0] for v in fn.variables}
+    taken = {n.name for n in graph_def.node}
+    renames: dict[str, str] = {}
+    for external, internal in fn.graph.captures:
+        name = by_handle.get(id(external))
+        if name and name not in taken and name not in renames.values():
+            renames[internal.op.name] = name
+    if not renames:
+        return
+
+    def renamed(ref: str) -> str:
+        control, bare = ("^", ref[1:]) if ref.startswith("^") else ("", ref)
+        node, sep, port = bare.partition(":")
+        return control + renames.get(node, node) + sep + port
+
+    for node in graph_def.node:
+        if node.op == "Const" and node.name in renames:
+            node.name = renames[node.name]
+        node.input[:] = [renamed(i) for i in node.input]
 
 
 def _narrow(value: Any, name: str, folder: Path) -> Any:
