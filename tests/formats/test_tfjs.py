@@ -335,3 +335,20 @@ def test_diff_of_two_tfjs_models_compares_what_differs():
 def test_check_counts_layers_of_a_layers_model_and_nodes_of_a_graph():
     assert tfmodelkit.check(TFJS / "layers_two_io_uint8").checked == {"tensors": 10, "shards": 1, "layers": 9}
     assert tfmodelkit.check(TFJS / "graph_mlp").checked["nodes"] == 12
+
+
+def test_string_weight_longer_than_a_read_chunk_across_shards(tmp_path):
+    """A string weight's lengths are walked a chunk at a time; its bytes and the weight after it
+    land where the manifest's stream puts them, across a shard boundary."""
+    words = [f"w{i:04d}".encode() * (1 + i % 3) for i in range(20000)]
+    blob = b"".join(len(w).to_bytes(4, "little") + w for w in words) + np.arange(3, dtype="<f4").tobytes()
+    cut = len(blob) // 2 + 1
+    (tmp_path / "a.bin").write_bytes(blob[:cut])
+    (tmp_path / "b.bin").write_bytes(blob[cut:])
+    doc = {"format": "graph-model", "modelTopology": {"node": []}, "weightsManifest": [{"paths": ["a.bin", "b.bin"], "weights": [
+        {"name": "vocab", "shape": [len(words)], "dtype": "string"}, {"name": "after", "shape": [3], "dtype": "float32"}]}]}  # fmt: skip
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    desc = tfmodelkit.read(tmp_path)
+    assert list(desc.weight("vocab").read()) == words
+    assert desc.weight("after").read().tolist() == [0.0, 1.0, 2.0]
+    assert tfmodelkit.check(tmp_path).ok
