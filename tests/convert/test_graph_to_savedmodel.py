@@ -110,6 +110,8 @@ def test_tf1_cnn_meta_and_checkpoint_to_tflite_in_one_command(tmp_path, capsys):
     labels = [v["label"] for v in report["verification"]]
     assert any("TF1 graph vs SavedModel" in x for x in labels) and any("TFLite" in x for x in labels)
     assert report["source"] == str(CNN) and report["destination"] == str(lite)
+    assert "tfmodelkit-convert-" not in json.dumps(report)  # the deleted temporary SavedModel is named as the source
+    assert f"{CNN} (as a SavedModel)" in json.dumps(report["verification"])
     # LiteRT on the .tflite computes what the TF1 session computes.
     images = np.random.default_rng(2).uniform(-1, 1, (1, 8, 8, 1)).astype(np.float32)
     interpreter = Interpreter(model_path=str(lite))

@@ -204,7 +204,27 @@ def _through_savedmodel(
                 second.source = label
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for report in {id(first): first, id(second): second}.values():
+        _relabel(report, str(work), label)
     return first, second
+
+
+def _relabel(report: ConversionReport, work: str, label: str) -> None:
+    """Paths inside the (deleted) temporary folder, in the report's figures, named as the source."""
+    pattern = re.compile(re.escape(work) + r"[^\s'\",)]*")
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return pattern.sub(label, value) if work in value else value
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(fix(v) for v in value)
+        return value
+
+    report.verification = fix(report.verification)
+    report.details = fix(report.details)
+    report.warnings = fix(report.warnings)
 
 
 def _joined(src: str, fmt: str, dst: str, target: str, first: ConversionReport, second: ConversionReport) -> ConversionReport:
