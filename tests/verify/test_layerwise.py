@@ -228,3 +228,14 @@ def test_intermediate_tensors_of_a_signature_on_another_subgraph_are_refused():
     other.run({"x": np.ones((1, 4), np.float32)})
     with pytest.raises(UnsupportedError, match="runs subgraph 1"):
         other.intermediate_tensors()
+
+
+def test_a_refused_pair_is_one_line_from_the_command_as_a_process():
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "tfmodelkit.cli.modelconv", "verify", str(INT8), str(H5), "--layerwise"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=FIXTURES.parent)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "has no Keras layers" in p.stderr and "Traceback" not in p.stderr
+    assert p.stdout == ""

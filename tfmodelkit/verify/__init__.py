@@ -9,7 +9,8 @@ when they are created, the TFLite runner uses LiteRT only::
     print(tfmodelkit.verify.format_report(report))
     report.raise_if_failed()          # CheckFailed (exit code 1) unless every output matched
 
-:func:`compare_runners` is the engine under it, for runners built by hand.
+:func:`compare_runners` is the engine under it, for runners built by hand;
+:func:`compare_layers` (``layerwise=True``) compares a Keras model with its conversion layer by layer.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .inputs import (
     resolve_shape,
     save_arrays,
 )
+from .layerwise import LayerComparison, LayerwiseReport, check_pair, compare_layers
 from .report import format_histogram, format_report, verdict_line
 from .runners import (
     BaseRunner,
@@ -65,6 +67,8 @@ __all__ = [
     "ErrorHistogram",
     "InputHint",
     "InputMatch",
+    "LayerComparison",
+    "LayerwiseReport",
     "QUANTIZED_STEPS",
     "ROUTE_TOLERANCES",
     "KerasRunner",
@@ -74,8 +78,10 @@ __all__ = [
     "SavedModelRunner",
     "TFLiteRunner",
     "VerificationReport",
+    "check_pair",
     "compare",
     "compare_arrays",
+    "compare_layers",
     "compare_runners",
     "format_histogram",
     "format_report",
