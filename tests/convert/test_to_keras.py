@@ -389,3 +389,33 @@ def test_keras1_model_runs_on_jax(jax_installed, corpus, tmp_path):
     )
     assert report.ok and report.loader == "keras1-upgrade"
     assert [v["label"].rsplit(" ", 1)[-1] for v in report.verification] == ["tensorflow", "jax"]
+
+
+def test_a_plain_keras_file_is_converted_with_tensorflow_imported_once(tmp_path):
+    """A .keras plain Keras loads as it is is loaded and saved by the plain-Keras process that
+    checks the result: the converting process imports neither Keras nor TensorFlow (what makes
+    to-keras cost about one Keras load + save), and the result is still verified."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from tfmodelkit.convert.to_keras import to_keras\n"
+        "r = to_keras(sys.argv[1], sys.argv[2])\n"
+        "print(json.dumps({'ok': r.ok, 'loader': r.loader, 'labels': [v['label'] for v in r.verification],\n"
+        "    'imported': sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules)}))\n"
+    )
+    dst = tmp_path / "m.keras"
+    p = subprocess.run(
+        [sys.executable, "-c", script, str(FIXTURES / "keras_zip/functional_multi_io.keras"), str(dst)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    answer = json.loads(p.stdout.strip().splitlines()[-1])
+    assert answer == {
+        "ok": True,
+        "loader": "keras",
+        "labels": ["keras vs .keras on tensorflow"],
+        "imported": [],
+    }
+    assert dst.is_file()

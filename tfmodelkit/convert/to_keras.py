@@ -6,6 +6,12 @@ rewrite listed), saved by Keras 3 itself, and verified the way its users will lo
 fresh process running ``keras.saving.load_model(DST)`` with safe mode on, no custom objects
 and tfmodelkit unimportable (:class:`~tfmodelkit.verify.runners.KerasProcessRunner`), on the
 same inputs as the source, once per Keras backend asked for.
+
+A ``.keras`` that plain Keras 3 loads as it is (no migration, no user code, no optimizer to
+carry) is loaded and saved by that plain-Keras process itself, which also runs it as the
+reference: TensorFlow is imported once, there, rather than here and there (on a busy machine
+two imports cost twice one; the conversion then costs about what Keras's own load + save does).
+Anything else is loaded here.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 from ..errors import UnsupportedError, UserError
 from ..formats import detect
 from ..loaders.checkpoint import restore_optimizer
+from ..loaders.keras import read_model_config
 from ..loaders.keras_migrate import migrate_to_keras3
 from ..loaders.keras_optimizer import (
     CarriedOptimizer,
@@ -38,6 +45,7 @@ from ..loaders.keras_optimizer import (
 from ..loaders.tf import import_keras, import_tensorflow, quiet_fds, version
 from ..loaders.user_code import load_custom_objects
 from ..options import checked_options
+from ..verify.hints import keras_hints
 from ..verify.runners import KerasProcessRunner
 from .base import ConversionReport, Progress, ProgressSink, VerifyOptions, run_verification, staged_output
 from .keras_classes import UserClass, importable_names, module_folder, named_in, user_classes
@@ -332,6 +340,69 @@ def _verify_on(
     report.ok = report.ok and result.ok
 
 
+def _in_worker(
+    src: Path, dst: Path, kind: str, workers: list[KerasProcessRunner], stage: Any, keep_failed: bool,
+    options: VerifyOptions, report: ConversionReport, steps: Progress,
+) -> bool:  # fmt: skip
+    """A ``.keras`` that plain Keras 3 loads as it is needs no migration: the first worker loads
+    it (its original loader) and saves the result, so that TensorFlow is imported once, there,
+    and not also here. False (nothing done) when plain Keras cannot load it: the loader ladder
+    takes it then."""
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tfmodelkit-partial-{os.getpid()}.", dir=dst.parent))
+    try:
+        full = work / "model.keras"
+        weights = work / "model.weights.h5" if kind == "keras_weights" else None
+        with steps.stage(
+            "load", f"loading {src.name} with plain Keras in a fresh process, which saves the result"
+        ):
+            try:
+                reference = workers[0].convert(src, full, weights)
+            except UserError:
+                return False
+        report.loader = "keras"
+        steps.say("[load] loaded with keras")
+        hints = keras_hints(read_model_config(src, "keras_zip"))
+        if "*" in hints and len(reference.inputs) == 1:  # a Sequential model's only input
+            hints[reference.inputs[0].name] = hints.pop("*")
+        reference.hints = {s.name: hints[s.name] for s in reference.inputs if s.name in hints}
+        source = KerasSource(reference, None, "keras")
+        if _source_optimizer(src, "keras_zip", source):
+            steps.warn(
+                "the source's optimizer state was dropped (the result holds the model and its weights; "
+                "--include-optimizer carries Adam, SGD and RMSprop state)"
+            )
+        details = report.details
+        details.update(rewrites=[], optimizer="not carried", custom_classes=[], layers=reference.layer_names)
+        details.update(inputs=[s.name for s in reference.inputs], outputs=[s.name for s in reference.outputs])
+        details["keras_version"] = workers[0].hello.get("keras")
+        details["load_with"] = (
+            "keras.saving.load_model(path)" if kind == "keras_zip" else "model.load_weights(path)"
+        )
+        for worker in workers:
+            _verify_on(worker, full, weights, source, [], None, options, report, steps)
+        if report.ok or keep_failed:
+            os.replace(weights or full, stage.path)
+            stage.commit()
+            report.kept_failed = not report.ok
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _formats(src: Path, dst: Path) -> tuple[str, str]:
+    """The source's format and the destination's kind, or the reason there is no such conversion."""
+    kind = keras_destination(dst)
+    if kind is None:
+        raise UserError(f"{dst}: to-keras writes a .keras file or a .weights.h5 file")
+    fmt = detect(src)
+    if fmt not in SOURCE_FORMATS:
+        raise UnsupportedError(
+            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files, Keras SavedModels and TF2 "
+            "checkpoints (with --model or --architecture)"
+        )
+    return fmt, kind
+
+
 @checked_options
 def to_keras(
     src: str | os.PathLike[str],
@@ -364,28 +435,26 @@ def to_keras(
     process imports it before loading, and the report names it as needed to load the file
     (as it names the module of a subclassed model built by ``model`` code)."""
     src_path, dst_path = Path(src), Path(dst)
-    kind = keras_destination(dst_path)
-    if kind is None:
-        raise UserError(f"{dst}: to-keras writes a .keras file or a .weights.h5 file")
-    fmt = detect(src_path)
-    if fmt not in SOURCE_FORMATS:
-        raise UnsupportedError(
-            f"{src}: a {fmt}; to-keras converts Keras .h5 and .keras files, Keras SavedModels and TF2 "
-            "checkpoints (with --model or --architecture)"
-        )
-    checkpoint = {
-        "model": model,
-        "root_key": root_key,
-        "input_specs": tuple(input_specs),
-        "allow_partial": allow_partial,
-    }
+    fmt, kind = _formats(src_path, dst_path)
+    checkpoint = dict(
+        model=model, root_key=root_key, input_specs=tuple(input_specs), allow_partial=allow_partial
+    )
     backends = _check_backends(keras_backends)
     options = verify or VerifyOptions()
     report = ConversionReport(str(src), fmt, str(dst), [fmt, kind])
     steps = Progress(report, progress)
     objects = load_custom_objects(custom_objects)
     preload = [custom_objects] if custom_objects else []
+    # A .keras plain Keras (on TensorFlow, as the loader ladder would) may load as it is.
+    plain = fmt == "keras_zip" and not (unsafe or custom_objects or architecture or include_optimizer)
+    plain = plain and backends[0] == "tensorflow" and not any(checkpoint.values())
     with staged_output(dst_path, overwrite) as stage, _workers(backends, preload, options.enabled) as workers:
+        if (
+            plain
+            and workers
+            and _in_worker(src_path, dst_path, kind, workers, stage, keep_failed, options, report, steps)
+        ):
+            return report
         with steps.stage("load", f"loading {src_path.name}"):
             source = load_source(
                 src_path, fmt, steps, architecture=architecture, unsafe=unsafe, custom_objects=objects,

@@ -92,8 +92,8 @@ def describe(model, given):
             "outputs": [spec(n, t) for n, t in zip(out_names, outputs)],
             "layers": [layer.name for layer in model.layers]}
 
-model = None
-state = {}
+model = source = None
+state = source_state = {}
 for line in sys.stdin:
     request = json.loads(line)
     try:
@@ -116,6 +116,15 @@ for line in sys.stdin:
                 if keras.saving.get_registered_object(f"{package}>{name}") is None:
                     keras.saving.register_keras_serializable(package=package)(cls)
             reply(ok=True)
+        elif request["op"] == "convert":
+            # A .keras plain Keras loads as it is: loaded and saved here, so that the conversion
+            # needs no Keras of its own; kept as the reference the saved file is checked against.
+            source = keras.saving.load_model(request["src"], compile=False)
+            source_state = describe(source, None)
+            source.save(request["path"])
+            if request.get("weights"):
+                source.save_weights(request["weights"])
+            reply(ok=True, **source_state)
         elif request["op"] == "optimizer":
             optimizer = getattr(model, "optimizer", None)
             if optimizer is None:
@@ -126,25 +135,27 @@ for line in sys.stdin:
             reply(ok=True, optimizer=type(optimizer).__name__, paths=list(values),
                   iterations=int(keras.ops.convert_to_numpy(optimizer.iterations)))
         elif request["op"] == "reset":
-            model, state = None, {}
+            model = source = None
+            state = source_state = {}
             keras.backend.clear_session()
             reply(ok=True)
         elif request["op"] == "run":
             with np.load(request["feed"]) as z:
                 values = {k: z[k] for k in z.files}
-            names = [s["name"] for s in state["inputs"]]
-            if state["feed_kind"] == "dict":
+            which, how = (source, source_state) if request.get("source") else (model, state)
+            names = [s["name"] for s in how["inputs"]]
+            if how["feed_kind"] == "dict":
                 x = values
-            elif state["feed_kind"] == "single":
+            elif how["feed_kind"] == "single":
                 x = values[names[0]]
             else:
                 x = [values[n] for n in names]
-            y = model(x, training=False)
+            y = which(x, training=False)
             if isinstance(y, dict):
                 result = {str(k): keras.ops.convert_to_numpy(v) for k, v in y.items()}
             else:
                 y = y if isinstance(y, (list, tuple)) else [y]
-                result = {s["name"]: keras.ops.convert_to_numpy(v) for s, v in zip(state["outputs"], y)}
+                result = {s["name"]: keras.ops.convert_to_numpy(v) for s, v in zip(how["outputs"], y)}
             np.savez(request["out"], **result)
             reply(ok=True)
     except Exception as e:
@@ -273,6 +284,35 @@ class KerasProcessRunner(BaseRunner):
         self.feed_kind = str(answer["feed_kind"])
         self.layer_names = [str(n) for n in answer["layers"]]
 
+    def convert(
+        self, src: str | os.PathLike[str], path: Path, weights: Path | None = None
+    ) -> KerasProcessSource:
+        """Load ``src`` with plain ``keras.saving.load_model`` in the worker and save it to ``path``
+        (and ``weights``) there; the source model stays in the worker as the reference, run by
+        the returned runner. Raises UserError when plain Keras cannot load it."""
+        answer = self._ask(
+            op="convert",
+            src=str(Path(src).resolve()),
+            path=str(Path(path).resolve()),
+            weights=None if weights is None else str(Path(weights).resolve()),
+        )
+        if not answer.get("ok"):
+            raise UserError(
+                f"{src}: plain Keras ({self.keras_backend}) cannot load it: {answer.get('error')}"
+            )
+        return KerasProcessSource(self, src, answer)
+
+    def run_feed(self, feed: Mapping[str, np.ndarray], *, source: bool = False) -> dict[str, np.ndarray]:
+        """Run the loaded model (or, with ``source``, the model :meth:`convert` loaded) on ``feed``."""
+        feed_file, out_file = self._work / "feed.npz", self._work / "out.npz"
+        arrays: dict[str, Any] = dict(feed)
+        np.savez(feed_file, **arrays)
+        answer = self._ask(op="run", feed=str(feed_file), out=str(out_file), source=source)
+        if not answer.get("ok"):
+            raise UserError(f"{self.shown}: the model rejected the feed ({answer.get('error')})")
+        with np.load(out_file) as z:
+            return {k: z[k] for k in z.files}
+
     def register(
         self,
         classes: Sequence[tuple[str, str, str]],
@@ -297,15 +337,7 @@ class KerasProcessRunner(BaseRunner):
             )
 
     def run(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        values = self.prepare(feed)
-        feed_file, out_file = self._work / "feed.npz", self._work / "out.npz"
-        arrays: dict[str, Any] = dict(values)
-        np.savez(feed_file, **arrays)
-        answer = self._ask(op="run", feed=str(feed_file), out=str(out_file))
-        if not answer.get("ok"):
-            raise UserError(f"{self.shown}: the model rejected the feed ({answer.get('error')})")
-        with np.load(out_file) as z:
-            return {k: z[k] for k in z.files}
+        return self.run_feed(self.prepare(feed))
 
     def optimizer_state(self) -> tuple[str | None, dict[str, np.ndarray]]:
         """The loaded model's optimizer: its class name (None without one) and its variables by path."""
@@ -354,8 +386,10 @@ class KerasProcessRunner(BaseRunner):
         if proc is not None:
             if proc.stdin is not None:
                 proc.stdin.close()
+            # Its interpreter's teardown of TensorFlow takes seconds and keeps nothing: a
+            # worker that does not end at once on end of input is killed.
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -374,3 +408,38 @@ class KerasProcessRunner(BaseRunner):
             self.close()
         except Exception:
             pass
+
+
+class KerasProcessSource(BaseRunner):
+    """The source of :meth:`KerasProcessRunner.convert`: plain Keras 3's own load of a ``.keras``
+    (its original loader), run in the worker that saved the result."""
+
+    backend = "keras"
+    loader = "keras"
+
+    def __init__(
+        self, worker: KerasProcessRunner, path: str | os.PathLike[str], answer: Mapping[str, Any]
+    ) -> None:
+        super().__init__(path)
+        self.worker = worker
+        self.inputs = tuple(_spec(d) for d in answer["inputs"])
+        self.outputs = tuple(_spec(d) for d in answer["outputs"])
+        self.feed_kind = str(answer["feed_kind"])
+        self.layer_names = [str(n) for n in answer["layers"]]
+        self.hints: dict[str, Any] = {}
+
+    def input_hints(self) -> dict[str, Any]:
+        return self.hints
+
+    def run(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return self.worker.run_feed(self.prepare(feed), source=True)
+
+    def versions(self) -> dict[str, str | None]:
+        return self.worker.versions()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(
+            loader="keras.saving.load_model (plain Keras process)", keras_backend=self.worker.keras_backend
+        )
+        return d
