@@ -201,3 +201,16 @@ def test_layers_without_known_output_shapes_have_no_such_column():
     doc = layers_view(ModelDescription("savedmodel", "sm", layers=(Layer("dense", "Dense"),)))
     assert "output shape" not in render("layers", doc, "table")
     assert doc["layers"][0]["output_shapes"] is None
+
+
+def test_ops_of_a_format_without_an_op_graph_says_so():
+    keras = ops_view(ModelDescription("keras_zip", "m.keras"))
+    assert keras["no_op_graph"] and keras["total"] == 0
+    text = render("ops", keras, "table")
+    assert text.strip().endswith("no ops: a Keras .keras file holds layers, not ops: modelinspect layers lists them")
+    assert "0 ops of 0 kinds" not in text
+    # A format with an op graph and none in it says so plainly
+    empty = ops_view(ModelDescription("tflite", "m.tflite"))
+    assert empty["no_op_graph"] is None and "0 ops of 0 kinds" in render("ops", empty, "table")
+    graph = ops_view(ModelDescription("tfjs", "model.json", metadata={"tfjs_format": "graph-model"}))
+    assert graph["no_op_graph"] is None

@@ -27,6 +27,7 @@ from ..formats.checkpoint_graph import OBJECT_GRAPH_KEY
 from ..options import checked_options
 from ..text import plural
 from ..util import jsonable
+from .render import fmt_shape
 from .views import Inspection, PathLike, read_model, select_weights, shape_json, warnings_of
 
 #: How a pair was made, strongest first.
@@ -343,8 +344,8 @@ def _signature_changes(a: ModelDescription, b: ModelDescription) -> list[str]:
                 x, y = ta[n], tb[n]
                 if x.dtype != y.dtype or x.shape != y.shape:
                     out.append(
-                        f"{label}: {side[:-1]} {n!r} is {x.dtype}{shape_json(x.shape)} in A, "
-                        f"{y.dtype}{shape_json(y.shape)} in B"
+                        f"{label}: {side[:-1]} {n!r} is {x.dtype} {fmt_shape(shape_json(x.shape))} in A, "
+                        f"{y.dtype} {fmt_shape(shape_json(y.shape))} in B"
                     )
     return out
 

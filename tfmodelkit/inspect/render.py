@@ -321,6 +321,9 @@ def _layers(d: dict[str, Any], doc: _Doc) -> None:
 
 
 def _ops(d: dict[str, Any], doc: _Doc) -> None:
+    if d.get("no_op_graph"):
+        doc.line(f"no ops: {d['no_op_graph']}")
+        return
     doc.table([[k, v] for k, v in d["ops"].items()], ["op", "count"], wrap=("op",))
     line = f"{plural(d['total'], 'op')} of {plural(len(d['ops']), 'kind')}"
     if d["flex_ops"]:

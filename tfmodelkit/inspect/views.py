@@ -157,8 +157,19 @@ def layers_view(desc: ModelDescription) -> dict[str, Any]:
     }
 
 
+#: What a file of a format without an op graph holds instead, for ``ops`` to say.
+_NO_OP_GRAPH = {
+    "keras_h5": "a Keras .h5 file holds layers, not ops: modelinspect layers lists them",
+    "keras_zip": "a Keras .keras file holds layers, not ops: modelinspect layers lists them",
+    "tfjs": "a TF.js layers model holds layers, not ops: modelinspect layers lists them",
+    "checkpoint": "a checkpoint holds weights only; its graph is in the code or the .meta that wrote it",
+    "checkpoint_v1": "a checkpoint holds weights only; its graph is in the code or the .meta that wrote it",
+}
+
+
 def ops_view(desc: ModelDescription) -> dict[str, Any]:
     ops = dict(sorted(desc.ops.items(), key=lambda kv: (-kv[1], kv[0])))
+    layers_model = desc.format != "tfjs" or desc.metadata.get("tfjs_format") != "graph-model"
     return {
         "path": desc.path,
         "format": desc.format,
@@ -166,6 +177,8 @@ def ops_view(desc: ModelDescription) -> dict[str, Any]:
         "total": sum(ops.values()),
         "custom_ops": list(desc.metadata.get("custom_ops", [])),
         "flex_ops": list(desc.metadata.get("flex_ops", [])),
+        #: Why there are no ops, for a format that has no op graph; else None.
+        "no_op_graph": _NO_OP_GRAPH.get(desc.format) if not ops and layers_model else None,
     }
 
 
