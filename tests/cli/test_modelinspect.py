@@ -138,7 +138,7 @@ def test_diff(corpus, tmp_path):
     # half_plus_two: y = 0.5x + 2; half_plus_three: y = 0.5x + 3 (scalar variables a, b)
     assert changed["b"]["what"] == "values" and changed["b"]["max_abs_diff"] == pytest.approx(1.0)
     assert "a" not in changed
-    assert "serving_default: input 'x' is float32[None, 1] in A, float32[] in B" in report["signature_changes"]
+    assert "serving_default: input 'x' is float32 (?, 1) in A, float32 () in B" in report["signature_changes"]
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
