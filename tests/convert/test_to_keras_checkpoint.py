@@ -221,3 +221,22 @@ def test_cli_checkpoint_to_keras(tmp_path, capsys, monkeypatch):
     data = json.loads(out.read_text())
     assert data["ok"] and data["details"]["needs_module"] == "subclassed"
     assert data["details"]["model"] == "--model subclassed:build"
+
+
+def test_subclassed_result_loads_on_jax(subclassed, tmp_path):
+    """The same .keras, with its module importable, in plain Keras on JAX (the jax extra)."""
+    pytest.importorskip("jax", reason="the jax extra is not installed (pip install 'tfmodelkit[jax]')")
+    _, dst = subclassed
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+    np.savez(tmp_path / "x.npz", x=x)
+    (job,) = jobs = [
+        {
+            "model": str(dst),
+            "inputs": str(tmp_path / "x.npz"),
+            "sys_path": [str(MODELS)],
+            "setup": "import subclassed",
+        }
+    ]
+    answer = plain_keras_run(jobs, tmp_path, backend="jax")
+    assert answer["backend"] == "jax" and answer["importable"] is False
+    np.testing.assert_allclose(job["outputs"]["output_0"], _restored_outputs(x), atol=1e-6)

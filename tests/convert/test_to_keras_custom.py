@@ -133,3 +133,20 @@ def test_standard_layers_need_no_module(tmp_path):
 
     report = to_keras(FIXTURES / "keras_zip/conv_bn.keras", tmp_path / "m.keras")
     assert report.ok and report.details["custom_classes"] == [] and "needs_module" not in report.details
+
+
+def test_custom_layers_verified_on_both_backends(sources, tmp_path):
+    """With --keras-backend tensorflow,jax the fresh processes of both backends import the module
+    and register what the report says, and compute the source's numbers."""
+    pytest.importorskip("jax", reason="the jax extra is not installed (pip install 'tfmodelkit[jax]')")
+    from tfmodelkit.convert.to_keras import to_keras
+
+    work, _ = sources
+    report = to_keras(
+        work / "src.keras",
+        tmp_path / "m.keras",
+        custom_objects="mylayers",
+        keras_backends=("tensorflow", "jax"),
+    )
+    assert report.ok, report.verification
+    assert [v["label"].rsplit(" ", 1)[-1] for v in report.verification] == ["tensorflow", "jax"]
