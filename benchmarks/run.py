@@ -8,8 +8,9 @@ and their ratio. Bytecode is cached as for an installed package (``PYTHONPYCACHE
 under ``benchmarks/.cache/``, even when ``PYTHONDONTWRITEBYTECODE`` is set), for both sides.
 The start-up cases time ``summary`` and ``signatures`` of a small file of each format; the
 models come from ``fixtures/`` and the shared corpus when present. After the conversion cases,
-each conversion runs again with ``--no-verify``: what its verification (32 samples) adds, as a
-share of the bare calls' time, has a target of at most 15% (``--conversions`` runs only these).
+each conversion runs again with ``--report``: its verify stages (32 samples, the models they
+compare loaded) as a share of the bare calls' time have a target of at most 15%
+(``--conversions`` runs only these cases).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -25,7 +25,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -56,27 +55,15 @@ class Result:
     target: str
 
 
-#: Median CPU seconds (user + system, the command and every process it waited for) per command
-#: :func:`_time` ran: unlike wall time, hardly moved by other work on a loaded machine.
-CPU: dict[tuple[str, ...], float] = {}
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _time(cmd: list[str], repeat: int) -> float:
-    times, cpu = [], []
+    times = []
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=QUIET_TF)  # caches bytecode
     for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), _cpu_seconds()
+        start = time.perf_counter()
         p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=QUIET_TF)
         times.append(time.perf_counter() - start)
-        cpu.append(_cpu_seconds() - start_cpu)
         if p.returncode != 0:
             raise SystemExit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr.decode()[-2000:]}")
-    CPU[tuple(cmd)] = statistics.median(cpu)
     return statistics.median(times)
 
 
@@ -249,51 +236,48 @@ def conversion_cases() -> list[tuple[str, list[str], list[str] | None, str]]:
 VERIFY_COST_TARGET = 0.15
 
 
+def verify_stage_seconds(command: list[str], repeat: int) -> float:
+    """Median seconds of the verify stages a conversion's own report times (``--report``): what
+    verification costs in it, loading the models it compares included. One run's own stages
+    move much less with other work on the machine than the difference of two whole runs."""
+    work = ROOT / "benchmarks" / ".cache" / "conversions"
+    work.mkdir(parents=True, exist_ok=True)
+    report = work / "verify-stage.json"
+    seconds = []
+    for _ in range(repeat):
+        p = subprocess.run([*command, "--report", str(report)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=QUIET_TF)
+        if p.returncode != 0:
+            raise SystemExit(f"benchmark command failed ({p.returncode}): {' '.join(command)}\n{p.stderr.decode()[-2000:]}")
+        timings = json.loads(report.read_text())["timings"]
+        seconds.append(sum(v for k, v in timings.items() if k.rsplit(".", 1)[-1] == "verify"))
+    return statistics.median(seconds)
+
+
 def verification_cost(results: list[Result], repeat: int) -> list[Result]:
-    """Per conversion case: the same command with ``--no-verify``, and what verification added
-    (verified minus unverified) as a share of the bare calls' time."""
+    """Per conversion case of :data:`VERIFIED_CASES`: its verify stages against the bare calls."""
     out = []
-    commands = {name: (ours, theirs) for name, ours, theirs, _ in conversion_cases()}
+    commands = {name: ours for name, ours, _, _ in conversion_cases()}
     for r in results:
-        command = dict(UNVERIFIED).get(r.case)
-        if command is None or not r.theirs_s:
+        if r.case not in VERIFIED_CASES or not r.theirs_s or r.case not in commands:
             continue
-        t_plain = _time(command(), repeat)
-        cost = (r.ours_s - t_plain) / r.theirs_s
+        spent = verify_stage_seconds(commands[r.case], repeat)
+        cost = spent / r.theirs_s
         name = f"  verification of 32 samples in {r.case.split(' (')[0]}"
-        ours, theirs = commands.get(r.case, ([], None))
-        cpu = [CPU.get(tuple(c)) for c in (ours, command(), theirs or [])]
-        cpu_text = ""
-        if None not in cpu and cpu[2]:
-            cpu_text = f"; CPU time: +{(cpu[0] - cpu[1]) * 1000:.0f} ms = {(cpu[0] - cpu[1]) / cpu[2]:.1%} of the bare calls' CPU"
         print(
-            f"{name:50s} +{(r.ours_s - t_plain) * 1000:7.1f} ms   = {cost:5.1%} of the bare calls "
-            f"(unverified {t_plain * 1000:.1f} ms, bare {r.theirs_s * 1000:.1f} ms{cpu_text}; "
-            f"target <= {VERIFY_COST_TARGET:.0%})",
+            f"{name:50s} {spent * 1000:8.1f} ms   = {cost:5.1%} of the bare calls "
+            f"({r.theirs_s * 1000:.1f} ms; target <= {VERIFY_COST_TARGET:.0%})",
             flush=True,
         )
-        out.append(Result(f"verification cost: {r.case}", r.ours_s - t_plain, r.theirs_s, cost, f"<= {VERIFY_COST_TARGET:.0%} of bare"))
+        out.append(Result(f"verification cost: {r.case}", spent, r.theirs_s, cost, f"<= {VERIFY_COST_TARGET:.0%} of bare"))
     return out
 
 
-def _unverified(case: str) -> Any:
-    """The ``--no-verify`` twin of conversion ``case``'s command (made when it runs: the paths)."""
-
-    def command() -> list[str]:
-        ours = next(c[1] for c in conversion_cases() if c[0] == case)
-        return [*ours, "--no-verify"]
-
-    return command
-
-
-UNVERIFIED = [
-    (case, _unverified(case))
-    for case in (
-        "keras-to-savedmodel conv_bn.keras (verified)",
-        "savedmodel-to-tflite keras3_two_io (verified)",
-        "to-keras conv_bn.keras (verified in a fresh process)",
-    )
-]
+#: The conversions whose verification cost is reported (their bare calls convert, nothing else).
+VERIFIED_CASES = (
+    "keras-to-savedmodel conv_bn.keras (verified)",
+    "savedmodel-to-tflite keras3_two_io (verified)",
+    "to-keras conv_bn.keras (verified in a fresh process)",
+)
 
 
 def main() -> int:
