@@ -149,3 +149,11 @@ def test_serving_base_folder_of_a_session_bundle(corpus):
     assert [w.name for w in desc.weights] == ["Variable", "Variable_1"]
     assert desc.metadata["graph"].endswith("00000123/export.meta")
     assert [w.extra["graph_variable"] for w in desc.weights] == ["Variable", "Variable_1"]
+
+
+def test_signatures_of_a_checkpoint_point_at_its_graph(corpus, capsys):
+    from tfmodelkit.cli.modelinspect import main
+
+    assert main(["signatures", str(corpus / SERVING)]) == 0
+    out, err = capsys.readouterr()
+    assert "no signatures" in out and "modelinspect signatures" in err and "export.meta" in err

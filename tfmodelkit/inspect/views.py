@@ -332,7 +332,9 @@ def inspect_signatures(
     """``modelinspect signatures``; ``all`` adds bookkeeping signatures and the object graph's functions;
     ``input_tensors``/``output_tensors`` name a TF1 graph's signature instead of the inferred one."""
     desc = read_model(path, format, tags, input_tensors=input_tensors, output_tensors=output_tensors)
-    return Inspection("signatures", (signatures_view(desc, all=all),), warnings_of([desc]))
+    graph = desc.metadata.get("graph") if desc.format == "checkpoint" else None
+    notes = (f"a checkpoint has no signatures; its graph {graph} has: modelinspect signatures {graph}",) if graph else ()
+    return Inspection("signatures", (signatures_view(desc, all=all),), warnings_of([desc]), notes)
 
 
 def inspect_weights(
