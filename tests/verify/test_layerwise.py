@@ -239,3 +239,20 @@ def test_a_refused_pair_is_one_line_from_the_command_as_a_process():
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and "has no Keras layers" in p.stderr and "Traceback" not in p.stderr
     assert p.stdout == ""
+
+
+def test_generated_inputs_outside_the_calibrated_range_make_the_input_diverge_and_say_so():
+    # Generated floats span [-1, 1); the int8 model's QUANTIZE holds [0, 1), its calibration range.
+    r = compare_layers(H5, INT8, samples=4)
+    assert r.context["inputs_source"] == "generated"
+    assert r.first_divergent_layer == "x"
+    assert any(n.startswith("input x: the values fed span -") and "holds 0 .. 0.9996" in n for n in r.notes)
+    given = compare_layers(H5, INT8, VERIFY)
+    assert not any(n.startswith("input x") for n in given.notes)
+
+
+def test_models_with_other_inputs_are_not_compared_layer_by_layer(capsys):
+    code = main(["verify", str(H5), str(FIXTURES / "keras_zip/conv_bn.keras"), "--layerwise", "--samples", "2"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "note: layer by layer: not compared (nothing ran)" in out and "first divergent" not in out

@@ -180,8 +180,10 @@ def verify_models(
 def _with_layers(report: VerificationReport, ref: Any, cand: Any, tolerance: float | None, signature: str | None,
                  unsafe: bool) -> VerificationReport:  # fmt: skip
     """``report`` with A and B compared layer by layer on the inputs the verification ran on."""
+    fed = report.arrays.get("inputs")
+    if not fed:  # the models take different inputs: nothing ran, nothing to compare layer by layer
+        return dataclasses.replace(report, notes=(*report.notes, "layer by layer: not compared (nothing ran)"))
     b = cand if isinstance(cand, KerasRunner) else cand.path
-    fed = report.arrays.get("inputs") or None
     layers = compare_layers(ref, b, fed, tolerance=tolerance, signature=signature, unsafe=unsafe)
     return dataclasses.replace(report, layerwise=layers)
 

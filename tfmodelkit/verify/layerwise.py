@@ -636,6 +636,7 @@ def compare_layers(
     kind = _kind(b_fmt, b_path, b_tensors)
     tol = float(tolerance) if tolerance is not None else LAYER_TOLERANCES[kind]
     rows, first, growth = _verdicts([_row(a, b_tensors[j], how) for a, j, how in triples], tol, _inbound(model))
+    notes += _clipped_inputs(rows, a_rows)
     done = {a.name for a, _, _ in triples}
     unmatched = tuple(r.name for r in a_rows if r.owners and r.name not in done)
     if unmatched:
@@ -676,7 +677,17 @@ def _b_side(
         wanted = {s.name for s in a_inputs}
         return tensors, {t.name: j for j, t in enumerate(tensors) if not t.owners and t.name in wanted}, []
     b_model, b_loader = _keras_model(candidate if isinstance(candidate, KerasRunner) else b_path, unsafe)
-    tensors, skipped = _keras_side(b_model, b_loader, b_path, feeds)
+    from ..loaders.keras import keras_io
+
+    match = match_inputs(a_inputs, keras_io(b_model, b_path).inputs)
+    if match.problem:
+        raise UserError(f"{b_path}: {match.problem}")
+    pairs = dict(match.pairs)
+    tensors, skipped = _keras_side(b_model, b_loader, b_path, [{pairs[k]: v for k, v in f.items() if k in pairs} for f in feeds])
+    back = {b: a for a, b in pairs.items()}
+    for t in tensors:
+        if not t.owners:
+            t.name = back.get(t.name, t.name)
     notes = [f"B's layer {n} has no single output (shared or never called); not compared" for n in skipped]
     return tensors, {t.name: j for j, t in enumerate(tensors) if not t.owners}, notes
 
@@ -711,6 +722,29 @@ def check_pair(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str:
             "Keras file it came from (or a SavedModel saved by tf_keras); it can be B"
         )
     return formats["b"]
+
+
+def _clipped_inputs(rows: Sequence[LayerComparison], a_rows: Sequence[_Tensor]) -> list[str]:
+    """A note per quantized input of B fed values outside what its quantization holds (they are
+    clipped: the input itself is then the first divergent layer)."""
+    values = {t.name: t.value for t in a_rows if not t.owners}
+    out = []
+    for r in rows:
+        if r.matched_by != "input" or r.scale is None or r.zero_point is None or r.layer not in values:
+            continue
+        try:
+            info = np.iinfo(np.dtype(r.b_dtype))
+        except (TypeError, ValueError):
+            continue
+        lo, hi = (info.min - r.zero_point) * r.scale, (info.max - r.zero_point) * r.scale
+        fed = np.asarray(values[r.layer], dtype=np.float64)
+        if fed.size and (fed.min() < lo - r.scale / 2 or fed.max() > hi + r.scale / 2):
+            out.append(
+                f"input {r.layer}: the values fed span {fed.min():.4g} .. {fed.max():.4g}, B's {r.b_dtype} "
+                f"quantization of it holds {lo:.4g} .. {hi:.4g} (its calibration range) and clips the rest; "
+                "verify on inputs from the model's real range (--inputs, --input-range)"
+            )
+    return out
 
 
 def _kind(b_fmt: str, b_path: Path, tensors: Sequence[_Tensor]) -> str:
