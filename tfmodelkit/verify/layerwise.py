@@ -24,15 +24,15 @@ next layer, or no op of their own, such as Dropout) are listed in ``unmatched``.
 
 ``relative`` is the error relative to the layer's output range, taken per channel (the last
 axis): the worst channel's max |A - B| over that channel's range in A, each range at least a
-tenth of the median channel's (so a dead channel does not divide by zero). Per channel because
-TFLite quantizes an activation with one scale per tensor: a layer whose few extreme channels set
-that scale keeps them exact and rounds the rest away, which only a per-channel view shows.
-``scale`` is B's quantization scale where B's tensor is quantized (its values are dequantized
-before comparing). A layer diverges when ``relative`` exceeds the tolerance
-(:data:`~tfmodelkit.verify.tolerances.LAYER_TOLERANCES`: per float pair or quantized B);
-``first_divergent_layer`` is the first in graph order that does, ``largest_growth_layer`` the one
-whose ``relative`` grows most (as a ratio) over that of the layers feeding it (the largest of
-them; in a Sequential model, the row before).
+tenth of the median non-constant channel's (so a dead channel does not divide by zero). Per
+channel because TFLite quantizes an activation with one scale per tensor: a layer whose few
+extreme channels set that scale keeps them exact and rounds the rest away, which only a
+per-channel view shows. ``scale`` is B's quantization scale where B's tensor is quantized (its
+values are dequantized before comparing). A layer diverges when ``relative`` exceeds the
+tolerance (:data:`~tfmodelkit.verify.tolerances.LAYER_TOLERANCES`: by what B is, float, float16
+or quantized); ``first_divergent_layer`` is the first in graph order that does,
+``largest_growth_layer`` the one whose ``relative`` grows most (as a ratio) over that of the
+layers feeding it (the largest of them; in a Sequential model, the row before).
 """
 
 from __future__ import annotations
@@ -466,13 +466,10 @@ def _relative(a: np.ndarray, err: np.ndarray) -> float:
         a2, e2 = a.reshape(-1, 1), err.reshape(-1, 1)
     ranges = np.nanmax(a2, axis=0) - np.nanmin(a2, axis=0)
     worst = np.nanmax(e2, axis=0)
-    floor = 0.1 * float(np.median(ranges))
-    if floor <= 0:
-        floor = (
-            max(float(np.nanmax(np.abs(a2))), 1.0)
-            if not np.any(ranges > 0)
-            else float(ranges[ranges > 0].min())
-        )
+    # Constant channels (dead ReLUs, a single sample) do not set the floor; a constant tensor
+    # is measured against its magnitude (at least 1).
+    live = ranges[ranges > 0]
+    floor = 0.1 * float(np.median(live)) if live.size else max(float(np.nanmax(np.abs(a2))), 1.0)
     return float(np.max(worst / np.maximum(ranges, floor)))
 
 
