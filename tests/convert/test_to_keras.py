@@ -419,3 +419,21 @@ def test_a_plain_keras_file_is_converted_with_tensorflow_imported_once(tmp_path)
         "imported": [],
     }
     assert dst.is_file()
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras3_file_with_python_code_is_refused(tmp_path, capsys, suffix):
+    """A Keras 3 file whose config holds a Lambda's code is not handed to plain Keras to load:
+    refused without --unsafe (one line, exit 2), nothing written."""
+    import keras
+
+    from tfmodelkit.cli.modelconv import main
+
+    inputs = keras.Input((2,), name="x")
+    outputs = keras.layers.Lambda(lambda t: t * 2, name="code")(inputs)
+    src = tmp_path / f"src{suffix}"
+    keras.Model(inputs, outputs).save(str(src))
+    rc = main(["to-keras", str(src), str(tmp_path / "m.keras"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Python code" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.keras").exists()

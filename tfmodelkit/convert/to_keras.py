@@ -7,8 +7,8 @@ fresh process running ``keras.saving.load_model(DST)`` with safe mode on, no cus
 and tfmodelkit unimportable (:class:`~tfmodelkit.verify.runners.KerasProcessRunner`), on the
 same inputs as the source, once per Keras backend asked for.
 
-A ``.keras`` that plain Keras 3 loads as it is (no migration, no user code, no optimizer to
-carry) is loaded and saved by that plain-Keras process itself, which also runs it as the
+A ``.keras`` (or a Keras 3 ``.h5``) that plain Keras 3 loads as it is (no migration, no user
+code, no optimizer to carry) is loaded and saved by that plain-Keras process itself, which also runs it as the
 reference: TensorFlow is imported once, there, rather than here and there (on a busy machine
 two imports cost twice one; the conversion then costs about what Keras's own load + save does).
 Anything else is loaded here.
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, UserError
 from ..formats import detect
+from ..formats.keras_config import code_sites
 from ..loaders.checkpoint import restore_optimizer
 from ..loaders.keras import read_model_config
 from ..loaders.keras_migrate import migrate_to_keras3
@@ -341,13 +342,16 @@ def _verify_on(
 
 
 def _in_worker(
-    src: Path, dst: Path, kind: str, workers: list[KerasProcessRunner], stage: Any, keep_failed: bool,
+    src: Path, fmt: str, dst: Path, kind: str, workers: list[KerasProcessRunner], stage: Any, keep_failed: bool,
     options: VerifyOptions, report: ConversionReport, steps: Progress,
 ) -> bool:  # fmt: skip
-    """A ``.keras`` that plain Keras 3 loads as it is needs no migration: the first worker loads
-    it (its original loader) and saves the result, so that TensorFlow is imported once, there,
-    and not also here. False (nothing done) when plain Keras cannot load it: the loader ladder
-    takes it then."""
+    """A ``.keras`` (or a Keras 3 ``.h5``) that plain Keras 3 loads as it is needs no migration:
+    the first worker loads it (its original loader) and saves the result, so that TensorFlow is
+    imported once, there, and not also here. False (nothing done) when plain Keras cannot load
+    it or its config holds Python code: the loader ladder takes it then."""
+    config = read_model_config(src, fmt)
+    if config is None or code_sites(config):
+        return False  # the loader ladder says why (weights only; Python code, refused without --unsafe)
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tfmodelkit-partial-{os.getpid()}.", dir=dst.parent))
     try:
         full = work / "model.keras"
@@ -361,12 +365,12 @@ def _in_worker(
                 return False
         report.loader = "keras"
         steps.say("[load] loaded with keras")
-        hints = keras_hints(read_model_config(src, "keras_zip"))
+        hints = keras_hints(config)
         if "*" in hints and len(reference.inputs) == 1:  # a Sequential model's only input
             hints[reference.inputs[0].name] = hints.pop("*")
         reference.hints = {s.name: hints[s.name] for s in reference.inputs if s.name in hints}
         source = KerasSource(reference, None, "keras")
-        if _source_optimizer(src, "keras_zip", source):
+        if _source_optimizer(src, fmt, source):
             steps.warn(
                 "the source's optimizer state was dropped (the result holds the model and its weights; "
                 "--include-optimizer carries Adam, SGD and RMSprop state)"
@@ -387,6 +391,21 @@ def _in_worker(
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _keras3_h5(src: Path, fmt: str) -> bool:
+    """Whether ``src`` is a model ``.h5`` Keras 3 wrote (which Keras 3 reads as it is)."""
+    import h5py
+
+    if fmt != "keras_h5":
+        return False
+    try:
+        with h5py.File(src, "r") as f:
+            written = f.attrs.get("keras_version", b"")
+            written = written.decode() if isinstance(written, bytes) else str(written)
+            return "model_config" in f.attrs and written.startswith("3.")
+    except (OSError, ValueError):
+        return False
 
 
 def _formats(src: Path, dst: Path) -> tuple[str, str]:
@@ -446,13 +465,15 @@ def to_keras(
     objects = load_custom_objects(custom_objects)
     preload = [custom_objects] if custom_objects else []
     # A .keras plain Keras (on TensorFlow, as the loader ladder would) may load as it is.
-    plain = fmt == "keras_zip" and not (unsafe or custom_objects or architecture or include_optimizer)
+    plain = (fmt == "keras_zip" or _keras3_h5(src_path, fmt)) and not (
+        unsafe or custom_objects or architecture or include_optimizer
+    )
     plain = plain and backends[0] == "tensorflow" and not any(checkpoint.values())
     with staged_output(dst_path, overwrite) as stage, _workers(backends, preload, options.enabled) as workers:
         if (
             plain
             and workers
-            and _in_worker(src_path, dst_path, kind, workers, stage, keep_failed, options, report, steps)
+            and _in_worker(src_path, fmt, dst_path, kind, workers, stage, keep_failed, options, report, steps)
         ):
             return report
         with steps.stage("load", f"loading {src_path.name}"):
