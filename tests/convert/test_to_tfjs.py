@@ -362,3 +362,42 @@ def test_verify_holds_a_quantized_tfjs_model_to_its_quantization(converted):
     src, folder, _ = converted["multi_io"]
     plain = tfmodelkit.verify(src, folder / "model.json")
     assert plain.ok and plain.atol == 1e-5 and "quantization_tolerance" not in plain.context
+
+
+@pytest.mark.tf
+@needs_tfjs
+def test_convert_takes_the_tfjs_options(tmp_path):
+    """convert SRC DST/model.json takes what to-tfjs takes: --graph, --shard-size,
+    --quantize float16|uint8|uint16 and --quantize-weights."""
+    dst = tmp_path / "g" / "model.json"
+    p = modelconv(
+        "convert", str(FIXTURES / "keras_h5/keras3_nested_sequential.h5"), str(dst),
+        "--graph", "--quantize", "uint8", "--shard-size", "32", "-q", "--report", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "keras_h5 -> savedmodel -> tfjs; verified" in p.stdout
+    doc = json.loads(dst.read_text())
+    assert doc["format"] == "graph-model"
+    [group] = doc["weightsManifest"]
+    assert len(group["paths"]) > 1  # 89 bytes of uint8 weights in 32-byte shards
+    assert {w.get("quantization", {}).get("dtype") for w in group["weights"] if w["dtype"] == "float32"} == {"uint8"}
+
+
+def test_convert_refuses_options_its_destination_does_not_take(tmp_path):
+    src = str(FIXTURES / "keras_h5/keras3_nested_sequential.h5")
+    for dst, args, words in [
+        ("m.tflite", ["--quantize", "uint8"], "--quantize 'uint8': a .tflite destination takes none, dynamic, float16, int8"),
+        ("t/model.json", ["--quantize", "int8"], "--quantize 'int8': a TF.js destination takes none, float16, uint8, uint16"),
+        ("m.tflite", ["--graph"], "--graph does not apply"),
+        ("m.tflite", ["--shard-size", "1024"], "--shard-size does not apply"),
+    ]:
+        p = modelconv("convert", src, str(tmp_path / dst), *args)
+        assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+        assert not list(tmp_path.iterdir())
+
+
+def test_the_routers_copies_of_step_defaults_agree():
+    from tfmodelkit.convert import route, savedmodel_to_tflite, tfjs_write
+
+    assert route.TFJS_SHARD_SIZE == tfjs_write.DEFAULT_SHARD_SIZE
+    assert route.TFLITE_QUANTIZE == savedmodel_to_tflite.QUANTIZE_MODES

@@ -67,10 +67,13 @@ def _keras_backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keras-backend", default="tensorflow", metavar="NAMES", help="verify the .keras under these Keras backends, comma-separated: tensorflow, jax (default tensorflow)")
 
 
-def _tflite_options(p: argparse.ArgumentParser) -> None:
+def _tflite_options(p: argparse.ArgumentParser, tfjs: bool = False) -> None:
     p.add_argument("--signature", metavar="KEY", help="signature to convert (default serving_default)")
     p.add_argument("--all-signatures", action="store_true", help="keep every serving signature")
-    p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8"), default="none", help="post-training quantization (default none)")
+    if tfjs:  # convert: the destination decides which apply
+        p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8", "uint8", "uint16"), default="none", help="post-training quantization (default none): dynamic, float16 or int8 for a .tflite; float16, uint8 or uint16 weights for a TF.js model.json")
+    else:
+        p.add_argument("--quantize", choices=("none", "dynamic", "float16", "int8"), default="none", help="post-training quantization (default none)")
     p.add_argument("--calibration-data", metavar="DATA.npz|DIR", help="representative inputs for --quantize int8 (required): an .npz of arrays named after the model's inputs, or a folder of <input>.npy files, first dimension = samples; one sample in four (at most --samples) is held out to verify on unless --inputs is given")
     p.add_argument("--allow-generated-calibration", action="store_true", help="--quantize int8 without --calibration-data: calibrate on generated inputs; the result is marked as such")
     p.add_argument("--io-dtype", choices=("float32", "int8", "uint8"), default="float32", help="--quantize int8: type of the model's inputs and outputs (default float32, TensorFlow's default; int8/uint8 for integer-only runtimes)")
@@ -80,10 +83,12 @@ def _tflite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag-set", metavar="TAGS", help="SavedModel tag set (default serve)")
 
 
-def _tfjs_options(p: argparse.ArgumentParser) -> None:
+def _tfjs_options(p: Any, quantize: bool = True) -> None:  # a parser or an argument group
     p.add_argument("--shard-size", type=int, default=4 * 1024 * 1024, metavar="BYTES", help="largest weight shard file (default 4194304, 4 MiB, as TF.js writes them)")
-    p.add_argument("--quantize", choices=("none", "float16", "uint8", "uint16"), default="none", help="store float32 weights as float16, or affine uint8/uint16 (TF.js dequantizes them when loading; default none)")
+    if quantize:
+        p.add_argument("--quantize", choices=("none", "float16", "uint8", "uint16"), default="none", help="store float32 weights as float16, or affine uint8/uint16 (TF.js dequantizes them when loading; default none)")
     p.add_argument("--quantize-weights", action="append", default=[], metavar="GLOB", help="quantize only the weights matching this pattern (e.g. 'dense*/kernel'); repeatable")
+    p.add_argument("--graph", action="store_true", help="write a Keras model as a TF.js graph model (frozen through a SavedModel; runs layers tfjs-layers lacks when TF.js has their ops) instead of a layers model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="a .tflite file, a .keras or .weights.h5 file, a TF.js DST/model.json, or a SavedModel folder")
     _ckpt_options(p)
     add_graph_options(p, meta=True)
-    _tflite_options(p)
+    _tflite_options(p, tfjs=True)
+    _tfjs_options(p.add_argument_group("a TF.js destination (DST/model.json)"), quantize=False)
     _batch_option(p)
     _include_optimizer_option(p)
     _keras_backend_option(p)
@@ -149,7 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="the .h5 or .keras file, or a SavedModel folder")
     p.add_argument("dst", help="DST/model.json (or the folder DST) to write")
     _tfjs_options(p)
-    p.add_argument("--graph", action="store_true", help="write a Keras model as a TF.js graph model (frozen through a SavedModel; runs layers tfjs-layers lacks when TF.js has their ops) instead of a layers model")
     _keras_options(p)
     _common(p)
 
@@ -327,6 +332,7 @@ def _convert(args: argparse.Namespace) -> Any:
     return convert(
         args.src, args.dst, **_ckpt_kwargs(args), **_tflite_kwargs(args), **graph_kwargs(args),
         batch_size=args.batch_size, include_optimizer=args.include_optimizer,
+        shard_size=args.shard_size, quantize_weights=tuple(args.quantize_weights), graph=args.graph,
         keras_backends=_keras_backends(args), **_common_kwargs(args),
     )  # fmt: skip
 

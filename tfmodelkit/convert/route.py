@@ -64,6 +64,14 @@ def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in names}
 
 
+#: The TF.js writers' default shard size (``tfjs_write.DEFAULT_SHARD_SIZE``, 4 MiB as TF.js
+#: writes them; a test keeps the two equal): ``convert`` passes it on only when changed.
+TFJS_SHARD_SIZE = 4 * 1024 * 1024
+#: ``--quantize`` for a .tflite destination (``savedmodel_to_tflite.QUANTIZE_MODES``; a test
+#: keeps them equal); a TF.js destination takes float16, uint8 and uint16 instead.
+TFLITE_QUANTIZE = ("none", "dynamic", "float16", "int8")
+
+
 def is_tfjs_destination(dst: str | os.PathLike[str]) -> bool:
     """A TF.js model is written as ``DST/model.json`` (:mod:`.to_tfjs`)."""
     return Path(str(dst)).name == "model.json"
@@ -254,6 +262,15 @@ def _joined(src: str, fmt: str, dst: str, target: str, first: ConversionReport, 
 _TARGET_NAMES = {"tflite": "TFLite", "tfjs": "TF.js"}
 
 
+def _convert_to_tfjs(src: str, fmt: str, dst: str, options: dict[str, Any], tf1_graph: bool) -> ConversionReport:
+    from .tfjs_write import QUANTIZE as TFJS_QUANTIZE
+
+    quantize = options["quantize"]
+    if quantize not in TFJS_QUANTIZE:  # before any step runs
+        raise UserError(f"--quantize {quantize!r}: a TF.js destination takes {', '.join(TFJS_QUANTIZE)}")
+    return _graph_to_tfjs(src, fmt, dst, options) if tf1_graph else _to_tfjs(src, dst, options)
+
+
 def _graph_to_tfjs(src: str, fmt: str, dst: str, options: dict[str, Any]) -> ConversionReport:
     """A TF1 graph -> a temporary SavedModel -> a TF.js graph model."""
     from .graph_to_savedmodel import graph_to_savedmodel
@@ -309,6 +326,9 @@ def convert(
     signature: str | None = None,
     all_signatures: bool = False,
     quantize: str = "none",
+    shard_size: int = TFJS_SHARD_SIZE,
+    quantize_weights: Sequence[str] = (),
+    graph: bool = False,
     calibration_data: str | None = None,
     allow_generated_calibration: bool = False,
     io_dtype: str = "float32",
@@ -331,19 +351,19 @@ def convert(
     fmt = detect(src)
     if fmt == "tflite":
         raise UnsupportedError(f"{src}: a TFLite model cannot be converted back; keep its source model")
-    graph = graph_source(src, fmt, options)
+    tf1_graph = graph_source(src, fmt, options)  # (not ``graph``: that is the TF.js option)
     if is_tfjs_destination(dst):
-        return _graph_to_tfjs(src, fmt, dst, options) if graph else _to_tfjs(src, dst, options)
+        return _convert_to_tfjs(src, fmt, dst, options, tf1_graph is not None)
     target = destination_format(dst)
     if batch_size is not None and fmt not in ("keras_h5", "keras_zip"):
         raise UserError(
             f"{src}: --batch-size applies to Keras sources"
-            + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" and not graph else "")
+            + ("; fix a checkpoint model's batch in --input-spec" if fmt == "checkpoint" and not tf1_graph else "")
         )
     from .savedmodel_to_tflite import savedmodel_to_tflite
 
     if target in ("keras_zip", "keras_weights"):
-        if graph:
+        if tf1_graph:
             raise UnsupportedError(
                 f"{src}: a TF1 graph has no Keras model to write; convert it to a SavedModel, .tflite or TF.js"
             )
@@ -352,6 +372,8 @@ def convert(
     steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
     _refuse_unused(src, f"{fmt} -> {target}", options, steps)
     if target == "tflite":  # int8 without calibration data is refused before TensorFlow loads
+        if quantize not in TFLITE_QUANTIZE:
+            raise UserError(f"--quantize {quantize!r}: a .tflite destination takes {', '.join(TFLITE_QUANTIZE)}")
         check_calibration_options(quantize, calibration_data, allow_generated_calibration, io_dtype)
     if target == "savedmodel":
         if fmt == "savedmodel":
