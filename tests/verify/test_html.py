@@ -7,21 +7,18 @@ the page in headless Chromium and checks the screenshot shows a page, not a blan
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import struct
-import subprocess
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.verify.browser import colour_share, paeth, read_png, screenshot
 from tfmodelkit.verify import render_html, write_html
 from tfmodelkit.verify.compare import VerificationReport, compare
 from tfmodelkit.verify.html import MAX_SCATTER_POINTS, sample_points
 
-CHROMIUM = Path("/usr/bin/chromium")
 EVIL = "<script>alert(1)</script>"
 
 
@@ -324,56 +321,6 @@ def test_cli_writes_the_page_in_golden_file_mode(tmp_path, capsys):
 # ------------------------------------------------------------------------ rendered in a browser
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-
-
-def read_png(path: Path) -> np.ndarray:
-    """Decode an 8-bit RGB/RGBA, non-interlaced PNG into (height, width, channels) uint8.
-
-    Rows are unfiltered one anti-diagonal of pixels at a time: a pixel depends only on its left,
-    upper and upper-left neighbours, so every pixel of a diagonal can be computed together.
-    """
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, header = 8, [], None
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    width, height, depth, colour, _, _, interlace = header
-    assert depth == 8 and colour in (2, 6) and interlace == 0, header
-    channels = 3 if colour == 2 else 4
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8).reshape(height, 1 + width * channels)
-    filters = raw[:, 0].astype(np.int16)
-    filtered = raw[:, 1:].reshape(height, width, channels).astype(np.int16)
-    out = np.zeros((height + 1, width + 1, channels), np.int16)  # a zero row and column in front
-    for diagonal in range(height + width - 1):
-        rows = np.arange(max(0, diagonal - width + 1), min(height - 1, diagonal) + 1)
-        cols = diagonal - rows
-        left, up, up_left = out[rows + 1, cols], out[rows, cols + 1], out[rows, cols]
-        kind = filters[rows][:, None]
-        predictor = np.select(
-            [kind == 1, kind == 2, kind == 3, kind == 4],
-            [left, up, (left + up) // 2, _paeth(left, up, up_left)],
-            0,
-        )
-        out[rows + 1, cols + 1] = (filtered[rows, cols] + predictor) & 0xFF
-    return out[1:, 1:].astype(np.uint8)
-
-
 def test_png_reader_round_trip(tmp_path):
     """The reader against a PNG written here with every filter type (each row a different one)."""
     rng = np.random.default_rng(5)
@@ -385,7 +332,7 @@ def test_png_reader_round_trip(tmp_path):
         left = np.concatenate([np.zeros(3, np.int16), cur[:-3]])
         up_left = np.concatenate([np.zeros(3, np.int16), prev[:-3]])
         kind = y % 5
-        pred = [np.zeros_like(cur), left, prev, (left + prev) // 2, _paeth(left, prev, up_left)][kind]
+        pred = [np.zeros_like(cur), left, prev, (left + prev) // 2, paeth(left, prev, up_left)][kind]
         rows.append(bytes([kind]) + ((cur - pred) & 0xFF).astype(np.uint8).tobytes())
         prev = cur
 
@@ -403,25 +350,9 @@ def test_png_reader_round_trip(tmp_path):
 
 
 def test_page_renders_in_headless_chromium(tmp_path):
-    if not CHROMIUM.exists():
-        if _ci():
-            pytest.fail(
-                f"{CHROMIUM} is missing but CI is set: CI must install Chromium (apt-get install chromium)"
-            )
-        pytest.skip(f"{CHROMIUM} not installed")
     page = tmp_path / "report.html"
     write_html(_failing(), page)
-    shot = tmp_path / "shot.png"
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
-        page.as_uri(),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert shot.is_file(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
-
-    img = read_png(shot)[:, :, :3].astype(np.int16)
+    img = screenshot(page, tmp_path, 1600)
     assert img.shape[:2] == (1600, 1200)
     flat = img.reshape(-1, 3)
     colours, counts = np.unique(flat, axis=0, return_counts=True)
@@ -433,8 +364,7 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert 0.08 < inked < 0.6, f"{inked:.1%} of the pixels differ from the background"
 
     def share(colour: str) -> float:
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-        return float(np.all(np.abs(flat - rgb) <= 6, axis=1).mean())
+        return colour_share(flat, colour, 6)
 
     assert share("#fdecea") > 0.01, "the FAIL banner's background is not there"  # the verdict, styled
     # The first output's SVG plots: every error of its is beyond atol, so its bars and points are red.
@@ -472,26 +402,14 @@ def test_saturated_points_and_failing_bars_are_coloured():
 
 
 def test_saturated_page_renders_in_headless_chromium(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed")
     from tfmodelkit.verify.html_plots import PURPLE, RED
 
     page = tmp_path / "report.html"
     write_html(_saturated(), page)
-    shot = tmp_path / "shot.png"
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2400",
-        page.as_uri(),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert shot.is_file(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    flat = read_png(shot)[:, :, :3].astype(np.int16).reshape(-1, 3)
+    flat = screenshot(page, tmp_path, 2400)
 
     def share(colour: str) -> float:
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-        return float(np.all(np.abs(flat - rgb) <= 24, axis=1).mean())
+        return colour_share(flat, colour, 24)
 
     assert share(PURPLE) > 0.0001, "no saturated points drawn"  # about 500 pixels: the pinned points
     assert share(RED) > 0.0005, "no failing histogram bars drawn"

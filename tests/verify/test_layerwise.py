@@ -175,10 +175,8 @@ def test_pairs_without_layers_are_refused_in_one_line_with_exit_2(a, b, says, ca
 
 
 def test_html_shows_the_error_along_depth_with_the_tolerance_line(tmp_path):
-    import subprocess
-
     import tfmodelkit
-    from tests.verify.test_html import CHROMIUM, read_png
+    from tests.verify.browser import colour_share, screenshot
     from tfmodelkit.verify import render_html, write_html
 
     report = tfmodelkit.verify(H5, INT8, inputs=str(VERIFY), layerwise=True)
@@ -191,25 +189,12 @@ def test_html_shows_the_error_along_depth_with_the_tolerance_line(tmp_path):
     assert exceeding == 6  # outliers and the five layers after it
     assert page.count('r="4.5" fill="#c0392b"') == exceeding  # their points are red
     assert page.count('<tr class="failrow"><td><span class="pill fail">FAIL</span></td><td class="name mono">') == 6
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    path = write_html(report, tmp_path / "r.html")
-    shot = tmp_path / "shot.png"
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
-        path.as_uri(),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert shot.is_file(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    img = read_png(shot)[:, :, :3].astype(np.int16)
+    img = screenshot(write_html(report, tmp_path / "r.html"), tmp_path, 2000)
     # The chart sits between the outputs table and the per-output plots: in the lower half here.
-    lower = img[900:1500].reshape(-1, 3)
+    lower = img[900:1500]
 
     def share(colour: str) -> float:
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-        return float(np.all(np.abs(lower - rgb) <= 8, axis=1).mean())
+        return colour_share(lower, colour, 8)
 
     assert share("#c0392b") > 0.0005, "no red tolerance line or divergent points"
     assert share("#3b6ea5") > 0.0005, "no blue error line"
