@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 CORPUS = Path(os.environ.get("TFMODELKIT_CORPUS", ROOT.parent / "shared" / "corpus")).resolve()
+
+
+def modelconv_reporting_imports(*args: str) -> subprocess.CompletedProcess[str]:
+    """modelconv in a fresh process whose stderr ends with ``imported: ...``: which of
+    tensorflow, keras and tf_keras got imported (``-`` for none)."""
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['modelconv', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('tfmodelkit.cli.modelconv', run_name='__main__')\n"
+        "finally:\n"
+        "    bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]\n"
+        "    print('imported:', ','.join(bad) or '-', file=sys.stderr)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def corpus_available() -> bool:

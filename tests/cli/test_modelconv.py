@@ -6,28 +6,13 @@ tested in tests/convert/.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES
+from tests.conftest import modelconv_reporting_imports as run
 from tfmodelkit.cli.modelconv import build_parser, main
 
 SUBCOMMANDS = ["h5-to-savedmodel", "keras-to-savedmodel", "ckpt-to-savedmodel", "savedmodel-to-tflite", "convert", "verify"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    code = (
-        "import sys, runpy\n"
-        "sys.argv = ['modelconv', *sys.argv[1:]]\n"
-        "try:\n"
-        "    runpy.run_module('tfmodelkit.cli.modelconv', run_name='__main__')\n"
-        "finally:\n"
-        "    bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]\n"
-        "    print('imported:', ','.join(bad) or '-', file=sys.stderr)\n"
-    )
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_every_subcommand_has_help(capsys):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, tf_available
+from tests.conftest import FIXTURES, modelconv_reporting_imports, tf_available
 from tfmodelkit.convert.calibration import GENERATED_SAMPLES, split_held_out
 from tfmodelkit.errors import UserError
 
@@ -19,18 +19,6 @@ SAVEDMODEL = FIXTURES / "savedmodel/keras3_two_io"
 KERAS = FIXTURES / "keras_h5/keras3_legacy.h5"
 
 
-def _modelconv_blocking_report(*args: str) -> subprocess.CompletedProcess[str]:
-    """modelconv in a fresh process that reports, last, whether TensorFlow got imported."""
-    code = (
-        "import sys, runpy\n"
-        "sys.argv = ['modelconv', *sys.argv[1:]]\n"
-        "try:\n"
-        "    runpy.run_module('tfmodelkit.cli.modelconv', run_name='__main__')\n"
-        "finally:\n"
-        "    bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]\n"
-        "    print('imported:', ','.join(bad) or '-', file=sys.stderr)\n"
-    )
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 # ------------------------------------------------------------------------- refusals, no TensorFlow
@@ -38,7 +26,7 @@ def _modelconv_blocking_report(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("command, src", [("convert", KERAS), ("savedmodel-to-tflite", SAVEDMODEL)])
 def test_int8_without_calibration_data_is_refused_before_tensorflow_loads(tmp_path, command, src):
-    p = _modelconv_blocking_report(command, str(src), str(tmp_path / "m.tflite"), "--quantize", "int8")
+    p = modelconv_reporting_imports(command, str(src), str(tmp_path / "m.tflite"), "--quantize", "int8")
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 2 and lines[-1] == "imported: -", p.stderr
