@@ -97,18 +97,16 @@ def test_subclassed_checkpoint_converts_and_names_its_module(subclassed):
     json.dumps(report.as_dict())
 
 
-def test_subclassed_result_loads_in_a_fresh_process_with_its_module_importable(subclassed, tmp_path):
+def _subclassed_job(subclassed, x: np.ndarray, tmp_path) -> dict:
+    """A plain-Keras job loading the subclassed result with its module importable, fed ``x``."""
     _, dst = subclassed
-    x = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3)
     np.savez(tmp_path / "x.npz", x=x)
-    (job,) = jobs = [
-        {
-            "model": str(dst),
-            "inputs": str(tmp_path / "x.npz"),
-            "sys_path": [str(MODELS)],
-            "setup": "import subclassed",
-        }
-    ]
+    return {"model": str(dst), "inputs": str(tmp_path / "x.npz"), "sys_path": [str(MODELS)], "setup": "import subclassed"}
+
+
+def test_subclassed_result_loads_in_a_fresh_process_with_its_module_importable(subclassed, tmp_path):
+    x = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3)
+    (job,) = jobs = [_subclassed_job(subclassed, x, tmp_path)]
     answer = plain_keras_run(jobs, tmp_path)
     assert answer["importable"] is False and job["layers"] == ["hidden", "head"]
     np.testing.assert_allclose(job["outputs"]["output_0"], _restored_outputs(x), atol=1e-6)
@@ -226,17 +224,8 @@ def test_cli_checkpoint_to_keras(tmp_path, capsys, monkeypatch):
 def test_subclassed_result_loads_on_jax(subclassed, tmp_path):
     """The same .keras, with its module importable, in plain Keras on JAX (the jax extra)."""
     pytest.importorskip("jax", reason="the jax extra is not installed (pip install 'tfmodelkit[jax]')")
-    _, dst = subclassed
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
-    np.savez(tmp_path / "x.npz", x=x)
-    (job,) = jobs = [
-        {
-            "model": str(dst),
-            "inputs": str(tmp_path / "x.npz"),
-            "sys_path": [str(MODELS)],
-            "setup": "import subclassed",
-        }
-    ]
+    (job,) = jobs = [_subclassed_job(subclassed, x, tmp_path)]
     answer = plain_keras_run(jobs, tmp_path, backend="jax")
     assert answer["backend"] == "jax" and answer["importable"] is False
     np.testing.assert_allclose(job["outputs"]["output_0"], _restored_outputs(x), atol=1e-6)
