@@ -17,7 +17,7 @@ GENERATED = ("tfmodelkit.formats.protos.",)
 
 #: Lower first. A module may import its own layer and the ones before it.
 LAYERS = ("core", "formats", "lint", "inspect", "loaders", "verify", "convert", "api", "cli")
-CORE = {"errors", "description", "dtypes", "util", "options", "text", "version"}
+CORE = {"errors", "description", "dtypes", "util", "options", "text", "version", "frames"}
 
 MAX_MODULE_LINES = 800
 MAX_FUNCTION_LINES = 100

@@ -30,7 +30,6 @@ import os
 import pickle
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .. import frames
 from ..errors import InternalError, TFModelKitError, UserError
 from ..util import first_line
 
@@ -49,7 +49,6 @@ _BOOTSTRAP = (
 )
 #: The child started ahead by :func:`standby`, per thread, until a :func:`spawn` takes it.
 _waiting = threading.local()
-_FRAME = struct.Struct("<Q")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -65,19 +64,12 @@ class ChildProgress:
         self._fd = fd
 
     def say(self, text: str) -> None:
-        _send(self._fd, ("say", text))
+        frames.send(self._fd, ("say", text))
 
     def stage(self, name: str, what: str, hint: str = "") -> None:
         """From now on the step is in stage ``name``, where ``what`` runs; ``hint`` is said
         after a crash there."""
-        _send(self._fd, ("stage", (name, what, hint)))
-
-
-def _send(fd: int, message: tuple[str, Any]) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_FRAME.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view) :]
+        frames.send(self._fd, ("stage", (name, what, hint)))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -115,9 +107,9 @@ def child_main() -> None:  # pragma: no cover - runs in the child process
     except BaseException as e:  # a bug of ours: said as such by the parent
         message = ("bug", f"{type(e).__name__}: {first_line(e)}")
     try:
-        _send(fd, message)
+        frames.send(fd, message)
     except Exception as e:  # a result or error that does not pickle
-        _send(fd, ("bug", f"{type(e).__name__} while sending the {message[0]!r} message: {first_line(e)}"))
+        frames.send(fd, ("bug", f"{type(e).__name__} while sending the {message[0]!r} message: {first_line(e)}"))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip TensorFlow's slow teardown: the parent has what it needs
@@ -238,12 +230,7 @@ class Child:
             if not chunk:
                 break
             buf += chunk
-            while len(buf) >= _FRAME.size:
-                (n,) = _FRAME.unpack_from(buf)
-                if len(buf) < _FRAME.size + n:
-                    break
-                kind, value = pickle.loads(bytes(buf[_FRAME.size : _FRAME.size + n]))  # our child's bytes
-                del buf[: _FRAME.size + n]
+            for kind, value in frames.take(buf):  # our child's bytes
                 if kind == "say":
                     progress.say(value)
                 elif kind == "stage":

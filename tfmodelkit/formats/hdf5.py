@@ -21,15 +21,14 @@ import contextvars
 import faulthandler
 import math
 import os
-import pickle
 import select
 import signal
-import struct
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from .. import frames
 from ..errors import InternalError, TFModelKitError, UserError
 
 #: What h5py raises on damaged files (it maps HDF5 errors onto builtin exceptions).
@@ -120,16 +119,7 @@ def alive() -> None:
     now = time.monotonic()
     if now - _last_beat >= BEAT_INTERVAL:
         _last_beat = now
-        _send(_pipe, ("beat", None))
-
-
-def _send(fd: int, msg: Any) -> None:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    for part in (struct.pack("<Q", len(data)), data):  # no copy of a large message to join them
-        view = memoryview(part)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        frames.send(_pipe, ("beat", None))
 
 
 def _child(fd: int, work: Callable[..., Iterator[Any]], args: tuple[Any, ...]) -> None:
@@ -139,12 +129,12 @@ def _child(fd: int, work: Callable[..., Iterator[Any]], args: tuple[Any, ...]) -
     faulthandler.disable()  # a crash here is reported by the parent, not dumped on stderr
     try:
         for item in work(*args):
-            _send(fd, ("item", item))
-        _send(fd, ("end", None))
+            frames.send(fd, ("item", item))
+        frames.send(fd, ("end", None))
     except TFModelKitError as e:
-        _send(fd, ("error", e))
+        frames.send(fd, ("error", e))
     except BaseException as e:  # a bug in tfmodelkit: report it, do not hide it
-        _send(fd, ("bug", f"{type(e).__name__}: {e}"))
+        frames.send(fd, ("bug", f"{type(e).__name__}: {e}"))
 
 
 def isolated(
@@ -197,13 +187,7 @@ def isolated_stream(
             if not chunk:
                 break
             buf += chunk
-            while len(buf) >= 8:
-                (n,) = struct.unpack_from("<Q", buf)
-                if len(buf) < 8 + n:
-                    break
-                with memoryview(buf) as view:
-                    kind, value = pickle.loads(view[8 : 8 + n])  # our own child's bytes
-                del buf[: 8 + n]
+            for kind, value in frames.take(buf):
                 if kind == "beat":
                     continue
                 if kind == "item":
