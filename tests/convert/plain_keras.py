@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-SCRIPT = r"""
+#: What every script here runs first: plain Keras, with tfmodelkit unimportable.
+PLAIN_KERAS = r"""
 import json, os, sys
 class Blocked:
     def find_spec(self, name, path=None, target=None):
@@ -25,6 +26,9 @@ class Blocked:
 sys.meta_path.insert(0, Blocked())
 import numpy as np
 import keras
+"""
+
+SCRIPT = PLAIN_KERAS + r"""
 try:
     import tfmodelkit
     importable = True
@@ -94,15 +98,7 @@ def plain_keras_run(jobs: list[dict[str, Any]], work: Path, backend: str = "tens
     return answer
 
 
-OPTIMIZER_SCRIPT = r"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tfmodelkit":
-            raise ImportError("blocked")
-sys.meta_path.insert(0, Blocked())
-import numpy as np
-import keras
+OPTIMIZER_SCRIPT = PLAIN_KERAS + r"""
 job = json.load(open(sys.argv[1]))
 sys.path[:0] = job.get("sys_path", [])
 exec(job.get("setup", ""), {})
