@@ -28,7 +28,7 @@ from ..description import (
 )
 from ..errors import CorruptFileError, FormatError
 from .tflite_check import quant_problems, tensor_subject, validate
-from .tflite_parse import Model, Quant, Subgraph, Tensor, builtin_names, load_model
+from .tflite_parse import IDENTIFIER, Model, Quant, Subgraph, Tensor, builtin_names, load_model
 from .tflite_values import holds_data, load_values, value_chunks
 
 #: The reader's public face; ``load_model``, ``quant_problems`` and ``tensor_subject`` also serve
@@ -253,7 +253,7 @@ def read(path: Path, **options: Any) -> ModelDescription:
 
 def _identified(path: Path) -> bool:
     with open(path, "rb") as f:
-        return f.read(8)[4:8] == b"TFL3"
+        return f.read(8)[4:8] == IDENTIFIER
 
 
 def check(path: Path, **options: Any) -> CheckReport:

@@ -20,7 +20,8 @@ import numpy as np
 from ..dtypes import tflite_dtype_name
 from ..errors import CorruptFileError, NotFoundError
 
-_IDENTIFIER = b"TFL3"
+#: The file identifier at bytes 4-8 of every TFLite flatbuffer.
+IDENTIFIER = b"TFL3"
 #: What the flatbuffers runtime raises when offsets or lengths in the file are garbage.
 _PARSE_ERRORS = (
     IndexError,
@@ -415,7 +416,7 @@ def load_model(path: Path) -> Model:
         head = f.read(8)
         if size < 8:
             raise CorruptFileError(f"{path}: not a valid TFLite flatbuffer (only {size} bytes)")
-        if head[4:8] != _IDENTIFIER:
+        if head[4:8] != IDENTIFIER:
             raise CorruptFileError(
                 f"{path}: not a valid TFLite flatbuffer (no 'TFL3' identifier at bytes 4-8, found {head[4:8]!r})"
             )
