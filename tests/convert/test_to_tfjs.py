@@ -396,8 +396,7 @@ def test_convert_refuses_options_its_destination_does_not_take(tmp_path):
         assert not list(tmp_path.iterdir())
 
 
-def test_the_routers_copies_of_step_defaults_agree():
-    from tfmodelkit.convert import route, savedmodel_to_tflite, tfjs_write
+def test_the_routers_copy_of_the_tfjs_shard_size_agrees():
+    from tfmodelkit.convert import route, tfjs_write
 
     assert route.TFJS_SHARD_SIZE == tfjs_write.DEFAULT_SHARD_SIZE
-    assert route.TFLITE_QUANTIZE == savedmodel_to_tflite.QUANTIZE_MODES

@@ -30,7 +30,7 @@ from ..formats import detect, read
 from ..options import checked_options, given, keyword_names
 from .base import ConversionReport, ProgressSink, VerifyOptions
 from .calibration import check_options as check_calibration_options
-from .savedmodel_to_tflite import TensorListError
+from .savedmodel_to_tflite import QUANTIZE_MODES, TensorListError
 
 #: What ``convert`` writes, by the destination's name (anything else names a SavedModel folder).
 DESTINATIONS = {".tflite": "tflite", ".keras": "keras_zip", ".weights.h5": "keras_weights"}
@@ -67,9 +67,6 @@ def _step_options(step: Any, options: dict[str, Any]) -> dict[str, Any]:
 #: The TF.js writers' default shard size (``tfjs_write.DEFAULT_SHARD_SIZE``, 4 MiB as TF.js
 #: writes them; a test keeps the two equal): ``convert`` passes it on only when changed.
 TFJS_SHARD_SIZE = 4 * 1024 * 1024
-#: ``--quantize`` for a .tflite destination (``savedmodel_to_tflite.QUANTIZE_MODES``; a test
-#: keeps them equal); a TF.js destination takes float16, uint8 and uint16 instead.
-TFLITE_QUANTIZE = ("none", "dynamic", "float16", "int8")
 
 
 def is_tfjs_destination(dst: str | os.PathLike[str]) -> bool:
@@ -372,8 +369,8 @@ def convert(
     steps = [s for s in (first_step, savedmodel_to_tflite if target == "tflite" else None) if s is not None]
     _refuse_unused(src, f"{fmt} -> {target}", options, steps)
     if target == "tflite":  # int8 without calibration data is refused before TensorFlow loads
-        if quantize not in TFLITE_QUANTIZE:
-            raise UserError(f"--quantize {quantize!r}: a .tflite destination takes {', '.join(TFLITE_QUANTIZE)}")
+        if quantize not in QUANTIZE_MODES:
+            raise UserError(f"--quantize {quantize!r}: a .tflite destination takes {', '.join(QUANTIZE_MODES)}")
         check_calibration_options(quantize, calibration_data, allow_generated_calibration, io_dtype)
     if target == "savedmodel":
         if fmt == "savedmodel":
